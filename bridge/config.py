@@ -1,0 +1,312 @@
+"""The TOML configuration: pydantic models, validated at load with errors that name the key.
+
+Secrets never live in the file: a source names the *environment variables* that hold them
+(`token_env = "HARVEST_TOKEN"`), and `secret()` reads them when a connector is built.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bridge.errors import ConfigError
+
+KINDS = ("harvest", "freshbooks", "productive")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DEFAULT_STORE_URL = "sqlite:///clearhours.db"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """'90s', '5m', '2h', '7d', '1w' (or a number of seconds) -> timedelta."""
+    if isinstance(value, (int, float)):
+        return timedelta(seconds=value)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration like '90s', '5m', '2h', '7d' or '1w'")
+    n, unit = float(m.group(1)), m.group(2)
+    return timedelta(seconds=n * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[unit])
+
+
+class StoreConfig(_Model):
+    url: str = Field(DEFAULT_STORE_URL, description="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://…")
+
+
+class AgencyConfig(_Model):
+    name: str = Field("Our agency", description="Shown on every portal.")
+    timezone: str = Field("UTC", description="IANA zone; days and weeks are counted in it.")
+    week_start: str = Field("monday", description="First day of the week for weekly figures.")
+    logo_url: str | None = Field(None, description="A data: URL or https URL of the logo.")
+    accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
+    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'.")
+    email: str | None = Field(None, description="Where agency alerts go.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone such as 'Europe/Berlin'") from None
+        return v
+
+    @field_validator("week_start")
+    @classmethod
+    def _week(cls, v: str) -> str:
+        if v.lower() not in WEEKDAYS:
+            raise ValueError(f"{v!r} is not one of {', '.join(WEEKDAYS)}")
+        return v.lower()
+
+    @field_validator("accent_color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", v):
+            raise ValueError(f"{v!r} is not a colour like '#1f5fbf'")
+        return v
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def week_start_index(self) -> int:
+        return WEEKDAYS.index(self.week_start)
+
+
+class SourceConfig(_Model):
+    name: str = Field(description="Instance name, written to every record's `source`.")
+    kind: str = Field(description="harvest, freshbooks or productive.")
+    base_url: str | None = Field(None, description="Defaults to the provider's real API.")
+    account_id: str | None = Field(None, description="Harvest account id / FreshBooks account id.")
+    business_id: str | None = Field(None, description="FreshBooks business id (discovered if unset).")
+    organization_id: str | None = Field(None, description="Productive organization id.")
+    token_env: str | None = Field(None, description="Env var holding the API token (Harvest, Productive).")
+    client_id_env: str | None = Field(None, description="Env var holding the OAuth client id (FreshBooks).")
+    client_secret_env: str | None = Field(None, description="Env var holding the OAuth client secret.")
+    refresh_token_env: str | None = Field(None, description="Env var holding the first refresh token.")
+    token_url: str | None = Field(None, description="OAuth token endpoint, if not the provider's default.")
+    user_agent: str = Field("clearhours-bridge (https://github.com/clearhours/clearhours)", description="Harvest requires one naming the app and a contact.")
+    every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
+    cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
+    reconcile_days: int = Field(60, ge=1, description="Deletions are checked over this many past days on each sync.")
+    overlap_seconds: int = Field(300, ge=0, description="Re-fetch this much before the cursor, so same-second edits are never missed.")
+    money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
+    timeout_seconds: float = Field(30.0, gt=0)
+    requests_per_window: int | None = Field(None, description="Override the provider's documented rate limit (testing).")
+    window_seconds: float | None = Field(None)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            raise ValueError(f"{v!r} is not one of {', '.join(KINDS)}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", v):
+            raise ValueError(f"{v!r} must be letters, digits, '-', '_' or '.'")
+        return v
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_duration(v)
+        return v
+
+    @property
+    def interval(self) -> timedelta:
+        return parse_duration(self.every or "5m")
+
+    def secret(self, attr: str) -> str:
+        """Read the secret whose env var name is in `attr` (e.g. 'token_env')."""
+        var = getattr(self, attr)
+        if not var:
+            raise ConfigError(f"sources '{self.name}': {attr} is not set; name the environment variable that holds it")
+        value = os.environ.get(var)
+        if not value:
+            raise ConfigError(
+                f"sources '{self.name}': environment variable {var} (from {attr}) is not set or empty"
+            )
+        return value
+
+
+class VisibilityConfig(_Model):
+    """What one client may see. Defaults are the most private choice of each setting."""
+
+    rates: Literal["hidden", "shown"] = "hidden"
+    descriptions: Literal["detailed", "summary", "hidden"] = "summary"
+    team_names: Literal["full", "first_name", "role", "anonymous"] = "anonymous"
+    non_billable: Literal["shown", "hidden"] = "hidden"
+    invoices: Literal["shown", "hidden"] = "hidden"
+    view: Literal["realtime", "weekly"] = "weekly"
+    approved_only: bool = Field(False, description="Review gate: publish only approved/locked time.")
+    internal_tasks: list[str] = Field(default_factory=list, description="Task names that mark internal work.")
+    internal_note_prefixes: list[str] = Field(default_factory=lambda: ["[internal]"])
+    internal_tags: list[str] = Field(default_factory=lambda: ["internal"])
+
+
+class ClientConfig(_Model):
+    """One portal client, possibly combining clients from several sources."""
+
+    key: str = Field(description="Slug for the config and CLI; never published.")
+    name: str = Field(description="Shown on the client's portal.")
+    sources: dict[str, list[str]] = Field(description="source name -> that provider's client ids.")
+    contacts: list[str] = Field(default_factory=list, description="Addresses invitations may go to.")
+    visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
+    thresholds: list[int] = Field(default_factory=lambda: [75, 90, 100])
+    burn_window_weeks: int = Field(4, ge=1)
+    notes: str | None = Field(None, description="Explanatory notes shown on the portal.")
+    glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
+    link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
+    alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
+    passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
+    allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", v):
+            raise ValueError(f"{v!r} must be lower-case letters, digits, '-' or '_'")
+        return v
+
+    @field_validator("link_expiry")
+    @classmethod
+    def _expiry(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, v: list[int]) -> list[int]:
+        if any(t <= 0 for t in v):
+            raise ValueError("thresholds are percentages above 0, like [75, 90, 100]")
+        return sorted(set(v))
+
+
+class PublishConfig(_Model):
+    target: str = Field("file://./site", description="file://DIR or s3://bucket/prefix")
+    region: str | None = None
+    endpoint_url: str | None = Field(None, description="For S3-compatible stores.")
+    sse: Literal["none", "AES256", "aws:kms"] = "none"
+    kms_key_id: str | None = None
+    cloudfront_domain: str | None = None
+    cloudfront_key_pair_id: str | None = None
+    cloudfront_private_key_file: str | None = None
+    cloudfront_private_key_env: str | None = None
+    refresh_before: str = Field("1d", description="Re-sign links this long before they expire.")
+
+
+class SmtpConfig(_Model):
+    host: str = "localhost"
+    port: int = 25
+    security: Literal["none", "starttls", "tls"] = "none"
+    user_env: str | None = None
+    password_env: str | None = None
+    sender: str = "clearhours <noreply@localhost>"
+
+
+class AlertsConfig(_Model):
+    webhook_url_env: str | None = Field(None, description="Env var holding the webhook URL (it embeds a secret).")
+    email: bool = True
+
+
+class Config(_Model):
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    agency: AgencyConfig = Field(default_factory=AgencyConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    clients: list[ClientConfig] = Field(default_factory=list)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    smtp: SmtpConfig = Field(default_factory=SmtpConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
+
+    path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _cross(self) -> "Config":
+        names = [s.name for s in self.sources]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {', '.join(sorted(dupes))}")
+        keys = [c.key for c in self.clients]
+        dupes = {k for k in keys if keys.count(k) > 1}
+        if dupes:
+            raise ValueError(f"client keys must be unique; repeated: {', '.join(sorted(dupes))}")
+        for i, c in enumerate(self.clients):
+            for src in c.sources:
+                if src not in names:
+                    raise ValueError(f"clients[{i}].sources: {src!r} is not a configured source ({', '.join(names) or 'none'})")
+        return self
+
+    def source(self, name: str) -> SourceConfig:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no source named {name!r}; configured: {', '.join(s.name for s in self.sources) or 'none'}")
+
+    def client(self, key: str) -> ClientConfig:
+        for c in self.clients:
+            if c.key == key:
+                return c
+        raise ConfigError(f"no client {key!r}; configured: {', '.join(c.key for c in self.clients) or 'none'}")
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def format_validation_error(origin: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        msg = err["msg"]
+        msg = msg.removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against config/bridge.example.toml)"
+        where = _loc(err["loc"])
+        lines.append(f"{origin}: {where}: {msg}" if where else f"{origin}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], origin: str = "<config>") -> Config:
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(origin, exc)) from None
+    return cfg
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML config file; every error names the file and the key."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{p}: no such config file; copy config/bridge.example.toml to start, or run `bridge demo`"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    cfg = parse_config(data, str(p))
+    cfg.path = p
+    return cfg

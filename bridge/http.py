@@ -1,0 +1,229 @@
+"""One HTTP client for every connector: JSON in, typed errors out, one retry policy.
+
+The only retry loop in the project lives here (tenacity). It retries 408/429/5xx and
+transport faults, waits what `Retry-After` says (capped) or backs off exponentially,
+and never retries 401/403. A client-side limiter keeps us under the provider's
+documented rate limit so that 429s stay the exception.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from bridge.errors import AuthError, FatalSourceError, RetryableSourceError
+from bridge.redaction import sanitize_url, scrub
+
+log = logging.getLogger(__name__)
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TRANSIENT = (RetryableSourceError, httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    max_wait_s: float = 120.0
+    backoff_s: float = 1.0
+    sleep: Callable[[float], None] = time.sleep  # tests: RetryPolicy(sleep=slept.append)
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class RateLimiter:
+    """Sliding windows, e.g. [(100, 15.0)] for Harvest or [(100, 10), (4000, 1800)] for Productive.
+
+    `acquire()` blocks (through the injected sleep) until a request fits every window.
+    """
+
+    def __init__(
+        self,
+        windows: list[tuple[int, float]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.windows = [(n, s) for n, s in windows if n > 0]
+        self.clock = clock
+        self.sleep = sleep
+        self._stamps: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+        self.waited = 0.0
+
+    def acquire(self) -> None:
+        if not self.windows:
+            return
+        horizon = max(s for _, s in self.windows)
+        with self._lock:
+            while True:
+                now = self.clock()
+                while self._stamps and self._stamps[0] <= now - horizon:
+                    self._stamps.popleft()
+                wait = 0.0
+                for limit, span in self.windows:
+                    in_window = [t for t in self._stamps if t > now - span] if len(self._stamps) >= limit else []
+                    if len(in_window) >= limit:
+                        wait = max(wait, in_window[-limit] + span - now)
+                if wait <= 0:
+                    self._stamps.append(now)
+                    return
+                self.waited += wait
+                self.sleep(wait + 0.001)
+
+
+@dataclass
+class HttpClient:
+    """httpx wrapper for one source. Counts requests; classifies every failure.
+
+    Args:
+        source: the source's config name, for error messages.
+        base_url: the provider's API root.
+        headers: a callable, so rotating credentials (FreshBooks) are read per request.
+        on_unauthorized: called on a 401; return True if credentials were renewed and the
+            request should be tried once more.
+        secrets: values to scrub from any message.
+    """
+
+    source: str
+    base_url: str
+    headers: Callable[[], Mapping[str, str]]
+    limiter: RateLimiter | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 30.0
+    on_unauthorized: Callable[[], bool] | None = None
+    secrets: Callable[[], list[str]] = lambda: []
+    transport: httpx.BaseTransport | None = None
+    auth_advice: str = "check the API token and account id in the environment variables named in the config"
+    requests: int = 0
+    _client: httpx.Client | None = None
+
+    @property
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.base_url.rstrip("/") + "/",
+                timeout=self.timeout,
+                transport=self.transport,
+                follow_redirects=False,
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None, *, resource: str = "") -> Any:
+        """GET and decode JSON, retrying transient faults. Absolute URLs are followed as given."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s: retry %d after %s on %s",
+                self.source, state.attempt_number, _describe(exc), sanitize_url(path),
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            stop=stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            sleep=self.retry.sleep,
+            reraise=True,
+            before_sleep=before_sleep,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._get_once(path, params, resource)
+        except httpx.TimeoutException:
+            raise RetryableSourceError(
+                f"{self.source}: {resource or path} timed out {self.retry.attempts} times; "
+                "the provider may be slow or down, try again later",
+                source=self.source, resource=resource,
+            ) from None
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise RetryableSourceError(
+                f"{self.source}: cannot reach {sanitize_url(self.base_url)} ({type(exc).__name__}); "
+                "check base_url and the network",
+                source=self.source, resource=resource,
+            ) from None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return min(float(after), self.retry.max_wait_s)
+        backoff = wait_random_exponential(multiplier=self.retry.backoff_s, max=self.retry.max_wait_s)
+        return backoff(state)
+
+    def _get_once(self, path: str, params: Mapping[str, Any] | None, resource: str) -> Any:
+        renewed = False
+        while True:
+            if self.limiter is not None:
+                self.limiter.acquire()
+            self.requests += 1
+            response = self.client.get(path, params=params, headers=dict(self.headers()))
+            if response.status_code == 401 and self.on_unauthorized is not None and not renewed:
+                renewed = True
+                if self.on_unauthorized():
+                    continue
+            break
+        return self._decode(response, resource)
+
+    def _decode(self, response: httpx.Response, resource: str) -> Any:
+        status = response.status_code
+        url = sanitize_url(str(response.request.url))
+        what = resource or url
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError:
+                raise FatalSourceError(
+                    f"{self.source}: {what} answered HTTP {status} with a body that is not JSON",
+                    source=self.source, resource=resource,
+                ) from None
+        body = scrub(response.text[:500], self.secrets())
+        if status in (401, 403):
+            raise AuthError(
+                f"{self.source}: the provider refused the credentials (HTTP {status}) on {what}; "
+                f"{self.auth_advice}. Provider said: {body.strip()[:200]}",
+                source=self.source, resource=resource,
+            )
+        if status in RETRY_STATUSES:
+            raise RetryableSourceError(
+                f"{self.source}: HTTP {status} on {what}",
+                source=self.source, resource=resource,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        raise FatalSourceError(
+            f"{self.source}: HTTP {status} on {url}: {body.strip()}",
+            source=self.source, resource=resource,
+        )
+
+
+def _describe(exc: BaseException | None) -> str:
+    if isinstance(exc, RetryableSourceError):
+        return str(exc).split(": ", 1)[-1]
+    return type(exc).__name__ if exc else "error"
