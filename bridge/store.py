@@ -1,0 +1,399 @@
+"""The store: an engine from a URL, schema migrations, idempotent upserts, cursors, quarantine.
+
+SQLite (the embedded default) runs with WAL and foreign keys on; PostgreSQL goes through
+psycopg 3. Every write that a sync makes for one page - its rows, its quarantined
+records and its cursor's resume point - is one transaction, so a killed process loses
+nothing and duplicates nothing (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, SQLModel, select
+
+from bridge.errors import StoreError
+from bridge.models import (
+    SCHEMA_VERSION,
+    SYNCED_MODELS,
+    Quarantine,
+    SchemaVersion,
+    SourceSecret,
+    Synced,
+    SyncCursor,
+    SyncRun,
+    TimeEntry,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+# Each migration takes the store from version N-1 to N. Version 1 is the initial schema
+# (create_all). A later change appends a function here, e.g. ALTER TABLE ... ADD COLUMN;
+# `migrate()` runs the missing ones in order inside one transaction and records the
+# version, so an upgrade never needs a fresh store.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def normalize_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = sa.engine.make_url(url).database
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if path and path != ":memory:":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise StoreError(f"store url {url.split('@')[-1]!r} is not usable: {exc}") from None
+
+
+@dataclass
+class PageWrite:
+    """What one committed page did, for the run's summary."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    clients: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A raw record that failed normalization."""
+
+    source_id: str
+    field: str
+    reason: str
+    payload: Any
+
+
+class Store:
+    """All reads and writes of the normalized store. One instance per process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        try:
+            self.engine = make_engine(self.url)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"cannot open the store: {exc.__class__.__name__}") from None
+        self.dialect = self.engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+
+    # --- lifecycle ----------------------------------------------------------------
+    def migrate(self) -> int:
+        """Create missing tables and run pending migrations; returns the schema version."""
+        try:
+            SQLModel.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                row = conn.execute(sa.select(SchemaVersion.__table__.c.version)).first()
+                current = row[0] if row else None
+                if current is None:
+                    conn.execute(sa.insert(SchemaVersion.__table__).values(id=1, version=SCHEMA_VERSION, migrated_at=utcnow()))
+                    return SCHEMA_VERSION
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"the store is at schema version {current}, newer than this bridge ({SCHEMA_VERSION}); upgrade clearhours"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    log.info("store: migrating schema to version %d", version)
+                    MIGRATIONS[version](conn)
+                if current < SCHEMA_VERSION:
+                    conn.execute(sa.update(SchemaVersion.__table__).values(version=SCHEMA_VERSION, migrated_at=utcnow()))
+                return SCHEMA_VERSION
+        except sa.exc.OperationalError as exc:
+            raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    # --- upserts ------------------------------------------------------------------
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql if self.dialect == "postgresql" else sqlite).insert(table)
+
+    def commit_page(
+        self,
+        source: str,
+        resource: str,
+        model: type[Synced],
+        records: Sequence[Synced],
+        rejected: Sequence[Rejected] = (),
+        *,
+        resume: str | None,
+        pending: dt.datetime | None,
+        run_started_at: dt.datetime | None,
+    ) -> PageWrite:
+        """Upsert a page's records, quarantine its rejects and move the resume point, atomically."""
+        now = utcnow()
+        table: sa.Table = model.__table__  # type: ignore[attr-defined]
+        write = PageWrite()
+        rows = _rows(records, now)
+        with self.engine.begin() as conn:
+            if rows:
+                write = self._upsert(conn, table, source, rows)
+                ok_ids = [r["source_id"] for r in rows]
+                conn.execute(
+                    sa.delete(Quarantine.__table__).where(
+                        Quarantine.__table__.c.source == source,
+                        Quarantine.__table__.c.resource == resource,
+                        Quarantine.__table__.c.source_id.in_(ok_ids),
+                    )
+                )
+            for rej in rejected:
+                self._quarantine(conn, source, resource, rej, now)
+            write.quarantined = len(rejected)
+            self._put_cursor(conn, source, resource, resume=resume, pending=pending, run_started_at=run_started_at, now=now)
+        return write
+
+    def _upsert(self, conn: Connection, table: sa.Table, source: str, rows: list[dict[str, Any]]) -> PageWrite:
+        write = PageWrite()
+        has_client = "client_source_id" in table.c
+        existing: dict[str, tuple[Any, ...]] = {}
+        ids = [r["source_id"] for r in rows]
+        cols = [table.c.source_id, table.c.updated_at, table.c.is_deleted]
+        if has_client:
+            cols.append(table.c.client_source_id)
+        for chunk in _chunks(ids, 900):
+            for row in conn.execute(sa.select(*cols).where(table.c.source == source, table.c.source_id.in_(chunk))):
+                existing[row[0]] = tuple(row[1:])
+        changed: list[dict[str, Any]] = []
+        for r in rows:
+            old = existing.get(r["source_id"])
+            if old is None:
+                write.new += 1
+            elif old[0] is not None and r.get("updated_at") is not None and _same_instant(old[0], r["updated_at"]) and not old[1]:
+                write.unchanged += 1
+                continue
+            else:
+                write.updated += 1
+                if has_client and old[2]:
+                    write.clients.add(old[2])
+            if has_client and r.get("client_source_id"):
+                write.clients.add(r["client_source_id"])
+            changed.append(r)
+        if not changed:
+            return write
+        stmt = self._insert(table)
+        keys = [k for k in changed[0] if k not in ("id",)]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "source_id"],
+            set_={k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "source_id")},
+        )
+        conn.execute(stmt, changed)
+        return write
+
+    def upsert(self, records: Sequence[Synced]) -> PageWrite:
+        """Upsert records of one model outside a sync (tests, tools)."""
+        if not records:
+            return PageWrite()
+        table = type(records[0]).__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            return self._upsert(conn, table, records[0].source, _rows(records, utcnow()))
+
+    def _quarantine(self, conn: Connection, source: str, resource: str, rej: Rejected, now: dt.datetime) -> None:
+        q = Quarantine.__table__
+        stmt = self._insert(q).values(
+            source=source, resource=resource, source_id=rej.source_id, field=rej.field,
+            reason=rej.reason, payload=json.dumps(rej.payload, default=str, ensure_ascii=False)[:20000],
+            first_seen_at=now, last_seen_at=now,
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source", "resource", "source_id"],
+            set_={"field": stmt.excluded.field, "reason": stmt.excluded.reason, "payload": stmt.excluded.payload, "last_seen_at": now},
+        )
+        conn.execute(stmt)
+
+    # --- cursors --------------------------------------------------------------------
+    def cursor(self, source: str, resource: str) -> SyncCursor | None:
+        with self.session() as s:
+            return s.get(SyncCursor, (source, resource))
+
+    def _put_cursor(self, conn: Connection, source: str, resource: str, *, now: dt.datetime, **values: Any) -> None:
+        t = SyncCursor.__table__
+        values = {**values, "updated_at": now}
+        stmt = self._insert(t).values(source=source, resource=resource, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=["source", "resource"], set_=values)
+        conn.execute(stmt)
+
+    def finish_cursor(self, source: str, resource: str, value: dt.datetime | None) -> None:
+        """The resource ran to its last page: the high-water mark moves, the resume point clears."""
+        with self.engine.begin() as conn:
+            vals: dict[str, Any] = {"resume": None, "pending": None, "run_started_at": None}
+            if value is not None:
+                vals["value"] = value
+            self._put_cursor(conn, source, resource, now=utcnow(), **vals)
+
+    def mark_reconciled(self, source: str, resource: str, at: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            self._put_cursor(conn, source, resource, now=utcnow(), reconciled_at=at)
+
+    def reset_cursors(self, source: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(SyncCursor.__table__).where(SyncCursor.__table__.c.source == source))
+
+    # --- deletions ------------------------------------------------------------------
+    def reconcile(
+        self, source: str, model: type[Synced], present: set[str], window_start: dt.date | None = None
+    ) -> tuple[int, set[str]]:
+        """Soft-delete rows of `source` the provider no longer returns (within the window)."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        cond = [t.c.source == source, t.c.is_deleted.is_(False)]
+        if window_start is not None and "spent_date" in t.c:
+            cond.append(t.c.spent_date >= window_start)
+        cols = [t.c.source_id] + ([t.c.client_source_id] if "client_source_id" in t.c else [])
+        with self.engine.begin() as conn:
+            gone = [r for r in conn.execute(sa.select(*cols).where(*cond)) if r[0] not in present]
+            for chunk in _chunks([r[0] for r in gone], 900):
+                conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
+        return len(gone), {r[1] for r in gone if len(r) > 1 and r[1]}
+
+    def delete_ids(self, source: str, model: type[Synced], ids: Iterable[str]) -> tuple[int, set[str]]:
+        """Soft-delete rows the provider reported deleted (Productive's activity feed)."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        ids = list(set(ids))
+        count, clients = 0, set()
+        cols = [t.c.source_id] + ([t.c.client_source_id] if "client_source_id" in t.c else [])
+        with self.engine.begin() as conn:
+            for chunk in _chunks(ids, 900):
+                hit = list(conn.execute(sa.select(*cols).where(t.c.source == source, t.c.source_id.in_(chunk), t.c.is_deleted.is_(False))))
+                count += len(hit)
+                clients |= {r[1] for r in hit if len(r) > 1 and r[1]}
+                conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
+        return count, clients
+
+    def changed_since(self, source: str, model: type[Synced], since: dt.datetime | None) -> list[str]:
+        """Ids of live rows whose provider `updated_at` is at/after `since` (all when None)."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        cond = [t.c.source == source, t.c.is_deleted.is_(False)]
+        if since is not None:
+            cond.append(t.c.updated_at >= since)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(sa.select(t.c.source_id).where(*cond).order_by(t.c.source_id))]
+
+    # --- runs, quarantine, secrets ---------------------------------------------------
+    def start_run(self, source: str) -> int:
+        with self.engine.begin() as conn:
+            res = conn.execute(sa.insert(SyncRun.__table__).values(source=source, started_at=utcnow(), status="running"))
+            return int(res.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(SyncRun.__table__).where(SyncRun.__table__.c.id == run_id).values(finished_at=utcnow(), **values))
+
+    def runs(self, source: str | None = None, limit: int = 50) -> list[SyncRun]:
+        with self.session() as s:
+            q = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)  # type: ignore[union-attr]
+            if source:
+                q = q.where(SyncRun.source == source)
+            return list(s.exec(q))
+
+    def quarantined(self, source: str | None = None) -> list[Quarantine]:
+        with self.session() as s:
+            q = select(Quarantine).order_by(Quarantine.source, Quarantine.resource, Quarantine.source_id)
+            if source:
+                q = q.where(Quarantine.source == source)
+            return list(s.exec(q))
+
+    def get_secret(self, source: str, name: str) -> str | None:
+        with self.session() as s:
+            row = s.get(SourceSecret, (source, name))
+            return row.value if row else None
+
+    def put_secret(self, source: str, name: str, value: str) -> None:
+        """Persist a rotated credential durably before it is used (FreshBooks refresh tokens)."""
+        t = SourceSecret.__table__
+        with self.engine.begin() as conn:
+            stmt = self._insert(t).values(source=source, name=name, value=value, updated_at=utcnow())
+            stmt = stmt.on_conflict_do_update(index_elements=["source", "name"], set_={"value": value, "updated_at": utcnow()})
+            conn.execute(stmt)
+
+    def counts(self, source: str) -> dict[str, int]:
+        """Live rows per resource for one source."""
+        out = {}
+        with self.engine.connect() as conn:
+            for m in SYNCED_MODELS:
+                t = m.__table__  # type: ignore[attr-defined]
+                out[m.resource] = conn.execute(
+                    sa.select(sa.func.count()).select_from(t).where(t.c.source == source, t.c.is_deleted.is_(False))
+                ).scalar_one()
+        return out
+
+    def snapshot(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every synced row without bookkeeping columns: for tests that compare whole stores."""
+        out = {}
+        skip = {"id", "synced_at"}
+        with self.engine.connect() as conn:
+            for m in SYNCED_MODELS:
+                t = m.__table__  # type: ignore[attr-defined]
+                cols = [c for c in t.c if c.name not in skip]
+                out[m.resource] = sorted(tuple(r) for r in conn.execute(sa.select(*cols)))
+        return out
+
+
+def _rows(records: Sequence[Synced], now: dt.datetime) -> list[dict[str, Any]]:
+    rows = []
+    seen: dict[str, int] = {}
+    for rec in records:
+        d = {k: getattr(rec, k) for k in type(rec).model_fields if k != "id"}
+        d["synced_at"] = now
+        d["is_deleted"] = False
+        # a page may list the same record twice (a provider's overlap); keep the last
+        if d["source_id"] in seen:
+            rows[seen[d["source_id"]]] = d
+        else:
+            seen[d["source_id"]] = len(rows)
+            rows.append(d)
+    return rows
+
+
+def _same_instant(a: dt.datetime, b: dt.datetime) -> bool:
+    if a.tzinfo is None:
+        a = a.replace(tzinfo=dt.timezone.utc)
+    if b.tzinfo is None:
+        b = b.replace(tzinfo=dt.timezone.utc)
+    return a == b
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+__all__ = ["Store", "PageWrite", "Rejected", "make_engine", "normalize_url", "TimeEntry"]
