@@ -183,38 +183,41 @@ class Store:
         return write
 
     def _upsert(self, conn: Connection, table: sa.Table, source: str, rows: list[dict[str, Any]]) -> PageWrite:
+        """Insert new rows, rewrite changed ones, and leave identical ones alone.
+
+        An identical row keeps its `synced_at`, so "changed since" questions (which
+        invoices need their payments fetched, which clients need re-publishing) stay exact.
+        """
         write = PageWrite()
         has_client = "client_source_id" in table.c
-        existing: dict[str, tuple[Any, ...]] = {}
+        compared = [k for k in rows[0] if k not in ("id", "synced_at")]
+        existing: dict[str, dict[str, Any]] = {}
         ids = [r["source_id"] for r in rows]
-        cols = [table.c.source_id, table.c.updated_at, table.c.is_deleted]
-        if has_client:
-            cols.append(table.c.client_source_id)
+        cols = [table.c[k] for k in compared]
         for chunk in _chunks(ids, 900):
             for row in conn.execute(sa.select(*cols).where(table.c.source == source, table.c.source_id.in_(chunk))):
-                existing[row[0]] = tuple(row[1:])
+                existing[row.source_id] = row._asdict()
         changed: list[dict[str, Any]] = []
         for r in rows:
             old = existing.get(r["source_id"])
             if old is None:
                 write.new += 1
-            elif old[0] is not None and r.get("updated_at") is not None and _same_instant(old[0], r["updated_at"]) and not old[1]:
+            elif all(_same(old[k], r.get(k)) for k in compared):
                 write.unchanged += 1
                 continue
             else:
                 write.updated += 1
-                if has_client and old[2]:
-                    write.clients.add(old[2])
+                if has_client and old.get("client_source_id"):
+                    write.clients.add(old["client_source_id"])
             if has_client and r.get("client_source_id"):
                 write.clients.add(r["client_source_id"])
             changed.append(r)
         if not changed:
             return write
         stmt = self._insert(table)
-        keys = [k for k in changed[0] if k not in ("id",)]
         stmt = stmt.on_conflict_do_update(
             index_elements=["source", "source_id"],
-            set_={k: getattr(stmt.excluded, k) for k in keys if k not in ("source", "source_id")},
+            set_={k: getattr(stmt.excluded, k) for k in changed[0] if k not in ("id", "source", "source_id")},
         )
         conn.execute(stmt, changed)
         return write
@@ -299,13 +302,22 @@ class Store:
         return count, clients
 
     def changed_since(self, source: str, model: type[Synced], since: dt.datetime | None) -> list[str]:
-        """Ids of live rows whose provider `updated_at` is at/after `since` (all when None)."""
+        """Ids of live rows written (new or changed) at/after `since` by our clock; all when None."""
         t: sa.Table = model.__table__  # type: ignore[attr-defined]
         cond = [t.c.source == source, t.c.is_deleted.is_(False)]
         if since is not None:
-            cond.append(t.c.updated_at >= since)
+            cond.append(t.c.synced_at >= since)
         with self.engine.connect() as conn:
             return [r[0] for r in conn.execute(sa.select(t.c.source_id).where(*cond).order_by(t.c.source_id))]
+
+    def max_updated_at(self, source: str, model: type[Synced]) -> dt.datetime | None:
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.c.updated_at).where(t.c.source == source, t.c.updated_at.is_not(None))
+                .order_by(t.c.updated_at.desc()).limit(1)
+            ).first()
+        return row[0] if row else None
 
     # --- runs, quarantine, secrets ---------------------------------------------------
     def start_run(self, source: str) -> int:
@@ -383,12 +395,13 @@ def _rows(records: Sequence[Synced], now: dt.datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def _same_instant(a: dt.datetime, b: dt.datetime) -> bool:
-    if a.tzinfo is None:
-        a = a.replace(tzinfo=dt.timezone.utc)
-    if b.tzinfo is None:
-        b = b.replace(tzinfo=dt.timezone.utc)
-    return a == b
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
+        if a.tzinfo is None:
+            a = a.replace(tzinfo=dt.timezone.utc)
+        if b.tzinfo is None:
+            b = b.replace(tzinfo=dt.timezone.utc)
+    return bool(a == b)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -1,0 +1,350 @@
+"""The sync engine: drive one connector resource by resource into the store.
+
+For each resource: ask for pages updated since (cursor - overlap), normalize each raw
+item with the resource's pure normalizer, quarantine what fails, and commit the page's
+rows together with the resume point in one transaction. The high-water mark moves only
+after the last page committed, and never past the moment the run began, so an edit made
+while we paged is fetched next time. Deletions are found by reconciling ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from bridge.config import Config, SourceConfig
+from bridge.connector import Connector, Context, Resource
+from bridge.errors import BridgeError, FatalSourceError, LockedError, RecordError, SourceError
+from bridge.models import Synced, utcnow
+from bridge.store import Rejected, Store
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What the CLI shows while a source syncs (rich bars on a TTY, plain lines otherwise)."""
+
+    def start(self, source: str, resource: str) -> None: ...
+    def advance(self, source: str, resource: str, records: int) -> None: ...
+    def done(self, source: str, resource: str) -> None: ...
+
+
+class Stopped(BridgeError):
+    """The run was asked to stop between two pages; everything so far is committed."""
+
+
+@dataclass
+class SourceReport:
+    source: str
+    status: str = "ok"  # ok | failed | skipped | stopped
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    quarantined: int = 0
+    requests: int = 0
+    reconcile_requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    changed_clients: set[tuple[str, str]] = field(default_factory=set)
+    resources: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.new or self.updated or self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source, "status": self.status, "new": self.new, "updated": self.updated,
+            "deleted": self.deleted, "quarantined": self.quarantined, "requests": self.requests,
+            "reconcile_requests": self.reconcile_requests, "seconds": round(self.seconds, 3),
+            "error": self.error, "changed_clients": sorted(f"{s}:{c}" for s, c in self.changed_clients),
+        }
+
+
+def _normalize(resource: Resource, items: Iterable[Mapping[str, Any]], ctx: Context) -> tuple[list[Synced], list[Rejected]]:
+    records: list[Synced] = []
+    rejected: list[Rejected] = []
+    for raw in items:
+        sid = str(raw.get("id", "")) if isinstance(raw, Mapping) else ""
+        try:
+            out = resource.normalize(raw, ctx)
+        except RecordError as exc:
+            rejected.append(Rejected(sid or exc.source_id or "?", exc.field, str(exc), raw))
+            continue
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            fld = ".".join(str(p) for p in err["loc"])
+            rejected.append(Rejected(sid or "?", fld, f"{fld}: {err['msg']}", raw))
+            continue
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            fld = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else ""
+            reason = f"missing field {fld!r}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            rejected.append(Rejected(sid or "?", fld, reason, raw))
+            continue
+        if out is None:
+            continue
+        records.extend(out if isinstance(out, list) else [out])
+    return records, rejected
+
+
+def _max_updated(records: list[Synced], current: dt.datetime | None) -> dt.datetime | None:
+    best = current
+    for r in records:
+        if r.updated_at is not None and (best is None or r.updated_at > best):
+            best = r.updated_at
+    return best
+
+
+def sync_source(
+    connector: Connector,
+    store: Store,
+    source_cfg: SourceConfig,
+    *,
+    ctx: Context,
+    full: bool = False,
+    reconcile: bool = True,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> SourceReport:
+    """Sync every resource of one source; a SourceError fails this source only.
+
+    Args:
+        full: ignore cursors (fetch everything) and reconcile every id, not just the window.
+        reconcile: run the deletion check after fetching.
+        stop: set by the scheduler on SIGTERM; checked between pages.
+    """
+    name = source_cfg.name
+    report = SourceReport(source=name)
+    started = time.monotonic()
+    run_id = store.start_run(name)
+    overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
+    try:
+        if full:
+            store.reset_cursors(name)
+        for res in connector.resources.values():
+            if res.parent:
+                _sync_child(connector, store, res, ctx, report, overlap, progress, stop)
+            else:
+                _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
+        if reconcile:
+            before = connector.requests
+            _reconcile(connector, store, source_cfg, ctx, report, full, now)
+            report.reconcile_requests = connector.requests - before
+        report.status = "ok"
+    except Stopped:
+        report.status = "stopped"
+        report.error = "stopped on request; the next run resumes from the last committed page"
+    except SourceError as exc:
+        report.status = "failed"
+        report.error = str(exc)
+        log.error("%s", exc)
+    except BridgeError as exc:
+        report.status = "failed"
+        report.error = f"{name}: {exc}"
+        log.error("%s: %s", name, exc)
+    finally:
+        report.requests = connector.requests
+        report.seconds = time.monotonic() - started
+        store.finish_run(
+            run_id, status=report.status, new=report.new, updated=report.updated, deleted=report.deleted,
+            quarantined=report.quarantined, requests=report.requests, error=report.error,
+            changed_clients=json.dumps(sorted(c for _, c in report.changed_clients)),
+        )
+    return report
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Stopped("stop requested")
+
+
+def _sync_resource(
+    connector: Connector, store: Store, res: Resource, ctx: Context, report: SourceReport,
+    overlap: dt.timedelta, progress: Progress | None, stop: threading.Event | None,
+    now: Callable[[], dt.datetime],
+) -> None:
+    source = connector.name
+    cur = store.cursor(source, res.name)
+    resume = cur.resume if cur else None
+    if resume and cur is not None:
+        # Resuming a killed run: keep its `since` and start time so the high-water mark
+        # stays below anything edited while it paged.
+        run_started = cur.run_started_at or now()
+        pending = cur.pending
+    else:
+        run_started = now()
+        pending = None
+    since = None
+    if res.incremental and cur is not None and cur.value is not None:
+        since = cur.value - overlap
+    if progress:
+        progress.start(source, res.name)
+    count = 0
+    try:
+        try:
+            count = _pull(connector, store, res, ctx, report, since, resume, pending, run_started, progress, stop)
+        except FatalSourceError:
+            if not resume:
+                raise
+            # A stale resume link (cursor links can expire): start this resource over;
+            # upserts are idempotent, so re-reading committed pages is harmless.
+            log.warning("%s: could not resume %s; starting it over", source, res.name)
+            pending = None
+            count = _pull(connector, store, res, ctx, report, since, None, None, run_started, progress, stop)
+        after = store.cursor(source, res.name)
+        pending = after.pending if after else None
+    finally:
+        if progress:
+            progress.done(source, res.name)
+    # The high-water mark never passes the run's start: a record edited while we paged
+    # may have moved between pages, so the next run looks again from there.
+    value = pending
+    if value is not None and cur is not None and cur.value is not None and value < cur.value:
+        value = cur.value
+    if value is not None and value > run_started:
+        value = run_started
+    if value is None and cur is not None:
+        value = cur.value
+    store.finish_cursor(source, res.name, value)
+    report.resources[res.name] = count
+
+
+def _pull(
+    connector: Connector, store: Store, res: Resource, ctx: Context, report: SourceReport,
+    since: dt.datetime | None, resume: str | None, pending: dt.datetime | None,
+    run_started: dt.datetime, progress: Progress | None, stop: threading.Event | None,
+) -> int:
+    source = connector.name
+    count = 0
+    for page in connector.pages(res.name, since, resume=resume):
+        _check_stop(stop)
+        records, rejected = _normalize(res, page.items, ctx)
+        pending = _max_updated(records, pending)
+        write = store.commit_page(
+            source, res.name, res.model, records, rejected,
+            resume=page.resume, pending=pending, run_started_at=run_started,
+        )
+        _tally(report, write, source)
+        for rej in rejected:
+            log.warning("%s: quarantined %s %s: %s", source, res.name, rej.source_id, rej.reason)
+        count += len(page.items)
+        if progress:
+            progress.advance(source, res.name, len(page.items))
+    return count
+
+
+def _tally(report: SourceReport, write: Any, source: str) -> None:
+    report.new += write.new
+    report.updated += write.updated
+    report.unchanged += write.unchanged
+    report.quarantined += write.quarantined
+    report.changed_clients |= {(source, c) for c in write.clients}
+
+
+def _sync_child(
+    connector: Connector, store: Store, res: Resource, ctx: Context, report: SourceReport,
+    overlap: dt.timedelta, progress: Progress | None, stop: threading.Event | None,
+) -> None:
+    """A child resource (invoice payments) is fetched only for parents changed since its last pass."""
+    source = connector.name
+    parent = connector.resources[res.parent]  # type: ignore[index]
+    cur = store.cursor(source, res.name)
+    # Our own clock, not the provider's: a parent row's synced_at moves only when its
+    # content changed, so this is exactly "invoices that changed since the last pass".
+    mark = utcnow()
+    parent_ids = store.changed_since(source, parent.model, cur.value if cur else None)
+    if progress:
+        progress.start(source, res.name)
+    count = 0
+    for pid in parent_ids:
+        _check_stop(stop)
+        for page in connector.pages(res.name, None, parent_id=pid):
+            records, rejected = _normalize(res, page.items, ctx)
+            write = store.commit_page(source, res.name, res.model, records, rejected, resume=None, pending=None, run_started_at=None)
+            _tally(report, write, source)
+            count += len(page.items)
+            if progress:
+                progress.advance(source, res.name, len(page.items))
+    if progress:
+        progress.done(source, res.name)
+    store.finish_cursor(source, res.name, mark)
+    report.resources[res.name] = count
+
+
+def _reconcile(
+    connector: Connector, store: Store, source_cfg: SourceConfig, ctx: Context, report: SourceReport,
+    full: bool, now: Callable[[], dt.datetime],
+) -> None:
+    source = connector.name
+    today = ctx.today or now().astimezone(ctx.tz).date()
+    for res in connector.resources.values():
+        if res.parent:
+            continue
+        # Deletion feeds (Productive's activities) first: cheap and exact.
+        cur = store.cursor(source, res.name)
+        deleted = list(connector.deleted_ids(res.name, cur.reconciled_at if cur else None))
+        if deleted:
+            n, clients = store.delete_ids(source, res.model, deleted)
+            report.deleted += n
+            report.changed_clients |= {(source, c) for c in clients}
+        if res.reconcile is None:
+            continue
+        window = None
+        if res.reconcile == "window" and not full:
+            window = today - dt.timedelta(days=source_cfg.reconcile_days)
+        present = set(connector.ids(res.name, window))
+        n, clients = store.reconcile(source, res.model, present, window)
+        report.deleted += n
+        report.changed_clients |= {(source, c) for c in clients}
+        store.mark_reconciled(source, res.name, now())
+
+
+ConnectorFactory = Callable[[SourceConfig], Connector]
+
+
+def sync_all(
+    config: Config,
+    store: Store,
+    connector_factory: ConnectorFactory,
+    *,
+    names: list[str] | None = None,
+    full: bool = False,
+    reconcile: bool = True,
+    progress: Progress | None = None,
+    lock: Callable[[str], AbstractContextManager[Any]] | None = None,
+    stop: threading.Event | None = None,
+    today: dt.date | None = None,
+) -> list[SourceReport]:
+    """Sync the named sources (all when None); one source's failure never stops the others."""
+    reports = []
+    sources = [config.source(n) for n in names] if names else list(config.sources)
+    ctx_tz = config.agency.zone
+    for src in sources:
+        try:
+            with (lock(src.name) if lock else nullcontext()):
+                connector = connector_factory(src)
+                try:
+                    ctx = Context(source=src.name, tz=ctx_tz, today=today or utcnow().astimezone(ctx_tz).date())
+                    reports.append(
+                        sync_source(connector, store, src, ctx=ctx, full=full, reconcile=reconcile, progress=progress, stop=stop)
+                    )
+                finally:
+                    connector.close()
+        except LockedError as exc:
+            reports.append(SourceReport(source=src.name, status="skipped", error=str(exc)))
+        except BridgeError as exc:
+            reports.append(SourceReport(source=src.name, status="failed", error=str(exc)))
+        if stop is not None and stop.is_set():
+            break
+    return reports
