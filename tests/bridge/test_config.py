@@ -1,0 +1,82 @@
+"""Config validation: the example file is valid, and every error names the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import load_config, parse_config, parse_duration
+from bridge.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_validates_and_documents_every_key() -> None:
+    cfg = load_config(ROOT / "config" / "bridge.example.toml")
+    assert [s.kind for s in cfg.sources] == ["harvest", "freshbooks", "productive"]
+    assert cfg.clients[0].visibility.team_names == "first_name"
+    text = (ROOT / "config" / "bridge.example.toml").read_text()
+    # each key line is preceded by a comment line (or is a commented-out example)
+    lines = text.splitlines()
+    documented: set[str] = set()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#") and not line.startswith("["):
+            key = line.split("=")[0].strip()
+            above = lines[i - 1].strip()
+            # a comment may explain a small group of keys; a key repeated in a later
+            # [[sources]] block was explained in the first one
+            assert above.startswith("#") or "=" in above or key in documented, f"undocumented key: {line!r}"
+            documented.add(key)
+
+
+def test_error_names_file_key_and_choices(tmp_path: Path) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text('[[sources]]\nname = "a"\nkind = "harvest"\n[[sources]]\nname = "b"\nkind = "harvset"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    assert str(err.value) == f"{p}: sources[1].kind: 'harvset' is not one of harvest, freshbooks, productive"
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"agency": {"timezone": "Mars/Olympus"}}, "agency.timezone: 'Mars/Olympus' is not an IANA time zone"),
+        ({"agency": {"week_start": "funday"}}, "agency.week_start: 'funday' is not one of monday"),
+        ({"sources": [{"name": "h", "kind": "harvest", "tokne_env": "X"}]}, "sources[0].tokne_env: unknown key"),
+        ({"clients": [{"key": "a", "name": "A", "sources": {"nope": ["1"]}}]}, "'nope' is not a configured source"),
+        ({"clients": [{"key": "Bad Key", "name": "A", "sources": {}}]}, "clients[0].key: 'Bad Key' must be lower-case"),
+        ({"clients": [{"key": "a", "name": "A", "sources": {}, "visibility": {"rates": "visible"}}]}, "clients[0].visibility.rates"),
+        ({"sources": [{"name": "h", "kind": "harvest"}, {"name": "h", "kind": "productive"}]}, "source names must be unique"),
+    ],
+)
+def test_errors_are_specific(data: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, "cfg.toml")
+    assert expected in str(err.value)
+    assert str(err.value).startswith("cfg.toml: ")
+
+
+def test_missing_file_and_bad_toml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file; copy config/bridge.example.toml"):
+        load_config(tmp_path / "missing.toml")
+    bad = tmp_path / "x.toml"
+    bad.write_text("[store\nurl=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_secret_reads_named_env_var_and_never_the_value_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = parse_config({"sources": [{"name": "h", "kind": "harvest", "token_env": "H_TOKEN"}]})
+    monkeypatch.delenv("H_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="environment variable H_TOKEN .* is not set"):
+        cfg.sources[0].secret("token_env")
+    monkeypatch.setenv("H_TOKEN", "s3cr3t-value")
+    assert cfg.sources[0].secret("token_env") == "s3cr3t-value"
+
+
+def test_durations() -> None:
+    assert parse_duration("5m").total_seconds() == 300
+    assert parse_duration("7d").total_seconds() == 604800
+    with pytest.raises(ValueError):
+        parse_duration("soon")
