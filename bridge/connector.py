@@ -45,6 +45,10 @@ class Resource:
         reconcile: "window" (ids of records dated within the reconcile window), "all" (every
             id), or None (deletions come another way, or never happen).
         params: fixed query parameters.
+        parent_key: on a child's model, the column holding the parent's id; children the
+            provider no longer lists for a re-fetched parent are marked deleted.
+        parent_filter: on a child, which changed parent rows can have children at all (an
+            unpaid invoice has no payments): the others cost no request.
     """
 
     name: str
@@ -56,6 +60,8 @@ class Resource:
     parent: str | None = None
     reconcile: str | None = "all"
     params: Mapping[str, Any] = field(default_factory=dict)
+    parent_key: str | None = None
+    parent_filter: Callable[[Any], bool] | None = None
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,26 @@ class Store:
                 conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
         return count, clients
 
+    def changed_rows(self, source: str, model: type[Synced], since: dt.datetime | None) -> list[Any]:
+        """Live rows written (new or changed) at/after `since` by our clock; all when None."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        cond = [t.c.source == source, t.c.is_deleted.is_(False)]
+        if since is not None:
+            cond.append(t.c.synced_at >= since)
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(t).where(*cond).order_by(t.c.source_id)))
+
+    def reconcile_children(self, source: str, model: type[Synced], key: str, parent_id: str, present: set[str]) -> int:
+        """Soft-delete a parent's children that the provider no longer lists."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        with self.engine.begin() as conn:
+            gone = [r[0] for r in conn.execute(
+                sa.select(t.c.source_id).where(t.c.source == source, t.c[key] == parent_id, t.c.is_deleted.is_(False))
+            ) if r[0] not in present]
+            if gone:
+                conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(gone)).values(is_deleted=True, synced_at=utcnow()))
+        return len(gone)
+
     def changed_since(self, source: str, model: type[Synced], since: dt.datetime | None) -> list[str]:
         """Ids of live rows written (new or changed) at/after `since` by our clock; all when None."""
         t: sa.Table = model.__table__  # type: ignore[attr-defined]

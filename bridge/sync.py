@@ -263,19 +263,25 @@ def _sync_child(
     # Our own clock, not the provider's: a parent row's synced_at moves only when its
     # content changed, so this is exactly "invoices that changed since the last pass".
     mark = utcnow()
-    parent_ids = store.changed_since(source, parent.model, cur.value if cur else None)
+    parents = store.changed_rows(source, parent.model, cur.value if cur else None)
     if progress:
         progress.start(source, res.name)
     count = 0
-    for pid in parent_ids:
+    for row in parents:
         _check_stop(stop)
-        for page in connector.pages(res.name, None, parent_id=pid):
-            records, rejected = _normalize(res, page.items, ctx)
-            write = store.commit_page(source, res.name, res.model, records, rejected, resume=None, pending=None, run_started_at=None)
-            _tally(report, write, source)
-            count += len(page.items)
-            if progress:
-                progress.advance(source, res.name, len(page.items))
+        pid = row.source_id
+        present: set[str] = set()
+        if res.parent_filter is None or res.parent_filter(row):
+            for page in connector.pages(res.name, None, parent_id=pid):
+                records, rejected = _normalize(res, page.items, ctx)
+                present |= {r.source_id for r in records} | {r.source_id for r in rejected}
+                write = store.commit_page(source, res.name, res.model, records, rejected, resume=None, pending=None, run_started_at=None)
+                _tally(report, write, source)
+                count += len(page.items)
+                if progress:
+                    progress.advance(source, res.name, len(page.items))
+        if res.parent_key:
+            report.deleted += store.reconcile_children(source, res.model, res.parent_key, pid, present)
     if progress:
         progress.done(source, res.name)
     store.finish_cursor(source, res.name, mark)

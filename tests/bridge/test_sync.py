@@ -280,3 +280,30 @@ def _entries(store: Store) -> list[TimeEntry]:
 
     with store.session() as s:
         return list(s.exec(select(TimeEntry)))
+
+
+def test_child_filter_skips_parents_without_children_and_removes_vanished_children(store: Store) -> None:
+    class Filtered(FakeConnector):
+        resources = {
+            **FakeConnector.resources,
+            "payments": Resource("payments", "p/{parent_id}", "payments", _payment, Payment, parent="invoices",
+                                 reconcile=None, parent_key="invoice_source_id",
+                                 parent_filter=lambda inv: inv.source_id != "i2"),
+        }
+
+    data = _data(1)
+    data["invoices"].append({"id": "i2", "updated_at": T0.isoformat()})
+    data["payments"].append({"id": "p2", "invoice": "i1"})
+    first = Filtered(data)
+    run(first, store)
+    assert [p for r, p in first.calls if r == "payments"] == ["i1"]  # i2 cannot have payments
+    # a payment is removed at the provider; its invoice changes with it
+    data["payments"] = [p for p in data["payments"] if p["id"] != "p2"]
+    data["invoices"][0]["updated_at"] = (T0 + dt.timedelta(days=2)).isoformat()
+    report = run(Filtered(data), store)
+    assert report.deleted == 1
+    with store.session() as s:
+        from sqlmodel import select
+
+        live = {p.source_id for p in s.exec(select(Payment)) if not p.is_deleted}
+    assert live == {"p1"}
