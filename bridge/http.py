@@ -9,6 +9,7 @@ documented rate limit so that 429s stay the exception.
 from __future__ import annotations
 
 import collections
+import datetime
 import logging
 import threading
 import time
@@ -49,6 +50,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000" zones parse naive; HTTP dates are always GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
@@ -167,6 +170,14 @@ class HttpClient:
             raise RetryableSourceError(
                 f"{self.source}: cannot reach {sanitize_url(self.base_url)} ({type(exc).__name__}); "
                 "check base_url and the network",
+                source=self.source, resource=resource,
+            ) from None
+        except httpx.HTTPError as exc:
+            # Anything else httpx raises (bad scheme, proxy, decoding) must still be a
+            # SourceError, or it would escape the per-source isolation of a sync run.
+            raise FatalSourceError(
+                f"{self.source}: request to {sanitize_url(self.base_url)} failed ({type(exc).__name__}); "
+                "check base_url",
                 source=self.source, resource=resource,
             ) from None
 

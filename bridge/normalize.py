@@ -17,7 +17,10 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from bridge.errors import RecordError
+from bridge.models import record_model
 
 # provider state -> normalized status, before amounts and due dates refine it
 # (open + partly paid -> partial; open/partial past due -> overdue).
@@ -28,6 +31,10 @@ INVOICE_STATUS: dict[str, dict[str, str]] = {
         "outstanding": "open", "auto-paid": "paid", "paid": "paid", "partial": "partial",
         "overdue": "overdue", "retry": "open", "failed": "open", "deleted": "void", "void": "void",
         "draft_disputed": "draft", "resolved": "open", "declined": "void",
+        # further v3_status values (FreshBooks invoice docs / Node SDK enum), and "unpaid" from
+        # payment_status, the fallback when v3_status is absent
+        "success": "paid", "autopaid": "paid", "pending": "open", "deposit-partial": "partial",
+        "deposit-paid": "partial", "unpaid": "open",
     },
     "productive": {"draft": "draft", "finalized": "open", "paid": "paid", "partial": "partial", "void": "void"},
 }
@@ -148,3 +155,21 @@ def ref_id(obj: Any) -> str | None:
         if obj is None:
             return None
     return str(obj)
+
+
+def validated(model: Any, data: dict[str, Any]) -> Any:
+    """`model.model_validate(data)`, with a pydantic failure turned into a RecordError.
+
+    sqlmodel table models skip validation in `__init__`, so normalizers build records
+    through here; the error names the first offending field for the quarantine. The
+    record is the table's plain pydantic twin (models.record_model), which validates the
+    same fields some thirty times faster than building the table instance.
+    """
+    try:
+        return record_model(model).model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or model.__name__
+        raise RecordError(
+            f"{where}: {first['msg']}", field=where, source_id=str(data.get("source_id") or "")
+        ) from None

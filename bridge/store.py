@@ -33,6 +33,7 @@ from bridge.models import (
     SyncCursor,
     SyncRun,
     TimeEntry,
+    table_of,
     utcnow,
 )
 
@@ -226,7 +227,7 @@ class Store:
         """Upsert records of one model outside a sync (tests, tools)."""
         if not records:
             return PageWrite()
-        table = type(records[0]).__table__  # type: ignore[attr-defined]
+        table = table_of(records[0]).__table__  # type: ignore[attr-defined]
         with self.engine.begin() as conn:
             return self._upsert(conn, table, records[0].source, _rows(records, utcnow()))
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from bridge.config import Config, SourceConfig
-from bridge.connector import Connector, Context, Resource
+from bridge.connector import Connector, Context, Page, Resource
 from bridge.errors import BridgeError, FatalSourceError, LockedError, RecordError, SourceError
 from bridge.models import Synced, utcnow
 from bridge.store import Rejected, Store
@@ -227,7 +228,7 @@ def _pull(
 ) -> int:
     source = connector.name
     count = 0
-    for page in connector.pages(res.name, since, resume=resume):
+    for page in prefetch(connector.pages(res.name, since, resume=resume)):
         _check_stop(stop)
         records, rejected = _normalize(res, page.items, ctx)
         pending = _max_updated(records, pending)
@@ -242,6 +243,49 @@ def _pull(
         if progress:
             progress.advance(source, res.name, len(page.items))
     return count
+
+
+_DONE = object()
+
+
+def prefetch(pages: Iterator[Page], depth: int = 2) -> Iterator[Page]:
+    """Fetch the next pages on a worker thread while this one is normalized and committed.
+
+    Order is kept, so resume points stay in sequence; an error from the provider is
+    raised here, after the pages before it were handed out. At most `depth` pages wait
+    in memory, so a large sync stays streaming.
+    """
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    cancelled = threading.Event()
+
+    def work() -> None:
+        try:
+            for page in pages:
+                while not cancelled.is_set():
+                    try:
+                        q.put(page, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if cancelled.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer to raise
+            q.put(exc)
+
+    worker = threading.Thread(target=work, name="page-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        cancelled.set()
+        worker.join(timeout=30)
 
 
 def _tally(report: SourceReport, write: Any, source: str) -> None:

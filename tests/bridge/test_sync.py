@@ -239,17 +239,23 @@ def test_payments_fetched_only_for_changed_invoices(store: Store) -> None:
 def test_stop_event_stops_between_pages_with_work_committed(store: Store) -> None:
     stop = threading.Event()
 
-    class Stopping(FakeConnector):
-        def pages(self, resource, since, *, resume=None, parent_id=None):  # type: ignore[no-untyped-def]
-            for i, page in enumerate(super().pages(resource, since, resume=resume, parent_id=parent_id)):
-                if resource == "time_entries" and i == 1:
-                    stop.set()
-                yield page
+    class StopAfterSecondPage:
+        """Plays the scheduler's SIGTERM handler: stop is set once a page has committed."""
 
-    report = run(Stopping(_data(10)), store, stop=stop)
+        def start(self, source: str, resource: str) -> None: ...
+        def done(self, source: str, resource: str) -> None: ...
+
+        def advance(self, source: str, resource: str, records: int) -> None:
+            if resource == "time_entries":
+                stop.set()
+
+    report = run(FakeConnector(_data(10)), store, stop=stop, progress=StopAfterSecondPage())
     assert report.status == "stopped"
     assert store.counts("fake")["time_entries"] == 3
-    assert store.cursor("fake", "time_entries").resume == "3"
+    cur = store.cursor("fake", "time_entries")
+    assert cur.resume == "3" and cur.value is None
+    assert run(FakeConnector(_data(10)), store).status == "ok"
+    assert store.counts("fake")["time_entries"] == 10
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -307,3 +313,18 @@ def test_child_filter_skips_parents_without_children_and_removes_vanished_childr
 
         live = {p.source_id for p in s.exec(select(Payment)) if not p.is_deleted}
     assert live == {"p1"}
+
+
+def test_prefetch_keeps_order_and_raises_where_the_provider_failed() -> None:
+    from bridge.sync import prefetch
+
+    def pages():  # type: ignore[no-untyped-def]
+        for i in range(5):
+            yield Page([{"id": i}], str(i))
+        raise RetryableSourceError("HTTP 503")
+
+    got = []
+    with pytest.raises(RetryableSourceError):
+        for page in prefetch(pages()):
+            got.append(page.resume)
+    assert got == ["0", "1", "2", "3", "4"]

@@ -1,0 +1,128 @@
+"""Sync N time entries from the sandbox and report throughput, requests and memory.
+
+    python benchmarks/sync_bench.py --entries 200000 [--provider harvest] [--database-url URL]
+
+Prints a human table, then as its last line one JSON object: entries, seconds,
+records_per_s, requests, min_requests, incremental_requests, min_incremental_requests,
+reconcile_requests, peak_rss_mb. The sandbox runs in a child process with its rate
+limiter off, so the numbers are the bridge's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import SandboxProcess, peak_rss_mb, table, timer  # noqa: E402
+from bridge.config import parse_config  # noqa: E402
+from bridge.connector import Context  # noqa: E402
+from bridge.store import Store  # noqa: E402
+from bridge.sync import sync_source  # noqa: E402
+from connectors import build_connector  # noqa: E402
+from connectors.sandbox.demo import source_block  # noqa: E402
+
+PROVIDER_PREFIX = {"harvest": "/harvest/v2", "freshbooks": "/freshbooks", "productive": "/productive/api/v2"}
+
+
+def _page_size(connector: object) -> int:
+    return int(getattr(connector, "PAGE_SIZE", None) or getattr(sys.modules[type(connector).__module__], "PAGE_SIZE", 0) or 100)
+
+
+def _minimum(store: Store, connector: object, source: str, entries: int, changed: int | None) -> int:
+    """Fewest requests that could fetch this: full pages of entries, one request per page of other data.
+
+    For an incremental run (`changed` given), every other resource costs its one request.
+    A child resource (invoice payments) costs one request per parent that can have children.
+    """
+    size = _page_size(connector)
+    resources = connector.resources  # type: ignore[attr-defined]
+    counts = store.counts(source)
+    total = 0
+    for res in resources.values():
+        if res.name == "time_entries":
+            total += max(1, math.ceil((changed if changed is not None else entries) / size))
+        elif res.parent:
+            if changed is None:
+                parent = resources[res.parent]
+                rows = store.changed_rows(source, parent.model, None)
+                total += sum(1 for r in rows if res.parent_filter is None or res.parent_filter(r))
+        else:
+            model_count = counts.get(res.model.resource, 0)
+            total += 1 if changed is not None else max(1, math.ceil(model_count / size))
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--entries", type=int, default=20000)
+    ap.add_argument("--provider", default="harvest", choices=sorted(PROVIDER_PREFIX))
+    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
+    ap.add_argument("--edit-percent", type=float, default=1.0)
+    args = ap.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="clearhours-bench-")
+    url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    with SandboxProcess(args.entries) as sandbox:
+        block, env = source_block(args.provider, sandbox.base_url + PROVIDER_PREFIX[args.provider])
+        os.environ.update(env)
+        cfg = parse_config({"sources": [block]})
+        src = cfg.sources[0]
+        store = Store(url)
+        store.migrate()
+        ctx = Context(source=src.name, tz=cfg.agency.zone)
+
+        def run(full: bool = False):  # type: ignore[no-untyped-def]
+            conn = build_connector(src, tz=cfg.agency.zone, store=store)
+            try:
+                start = timer()
+                rep = sync_source(conn, store, src, ctx=ctx, full=full)
+                return rep, timer() - start, conn
+            finally:
+                conn.close()
+
+        first, seconds, conn = run()
+        if first.status != "ok":
+            raise SystemExit(f"first sync failed: {first.error}")
+        records = first.new + first.updated + first.unchanged
+        fetch_requests = first.requests - first.reconcile_requests
+        minimum = _minimum(store, conn, src.name, args.entries, None)
+
+        changed = max(1, int(args.entries * args.edit_percent / 100))
+        edited = sandbox.admin.post("/entries/edit_spread", json={"count": changed}).json()["edited"]
+        second, seconds2, conn2 = run()
+        incremental = second.requests - second.reconcile_requests
+        min_incremental = _minimum(store, conn2, src.name, args.entries, edited)
+        live = store.counts(src.name)["time_entries"]
+        store.close()
+
+    result = {
+        "provider": args.provider,
+        "entries": args.entries,
+        "stored_entries": live,
+        "records": records,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(records / seconds, 1),
+        "requests": fetch_requests,
+        "min_requests": minimum,
+        "incremental_changed": edited,
+        "incremental_updated": second.updated,
+        "incremental_requests": incremental,
+        "min_incremental_requests": min_incremental,
+        "incremental_seconds": round(seconds2, 2),
+        "reconcile_requests": first.reconcile_requests,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "database": "postgresql" if url.startswith("postgres") else "sqlite",
+    }
+    print(table([(k, v) for k, v in result.items()]))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

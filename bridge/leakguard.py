@@ -1,0 +1,290 @@
+"""The publish-time leak guard: values the policy hides must not appear in rendered files.
+
+Redaction happens once, while the PortalView is built; this is the second line of
+defence. `hidden_values` lists everything of one client that its policy hides and the
+store knows (rates, internal notes and tasks, other clients, people's e-mails and hidden
+names); `scan` looks for each of them in every rendered file and its name and raises
+LeakError naming the field - never the value itself, except a masked e-mail.
+
+False positives stop a publish, so the list is kept honest:
+* numbers are matched only as whole numbers, and only in forms with at least three
+  characters or with decimals ("150", "150.00", "1,500.00"; never "15");
+* a number that the view legitimately shows as some other quantity (a total that
+  happens to equal a rate) is dropped when the view is passed in;
+* a text value that is part of this client's own visible names (its name, its projects,
+  its visible tasks, the agency) is dropped: another client called "Acme" must not block
+  the portal of "Acme Labs".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import html
+import io
+import re
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import select
+
+from bridge.errors import LeakError
+from bridge.models import Client, Person, Project, Task, TaskAssignment, TimeEntry
+from bridge.policy import Policy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bridge.config import ClientConfig, Config
+    from bridge.publisher import RenderedFile
+    from bridge.store import Store
+    from bridge.views import PortalView
+
+MIN_TEXT = 3  # shorter text values match too much ordinary text to be useful
+MIN_NOTE = 6
+
+
+@dataclass(frozen=True)
+class HiddenValue:
+    field: str  # what it is, e.g. "people.cost_rate (harvest:42)"; safe to print
+    value: str  # the text to look for; never printed
+    kind: str = "text"  # "text" | "number" | "email"
+
+    @property
+    def shown(self) -> str:
+        """How the value may appear in an error: only e-mails, masked."""
+        if self.kind == "email" and "@" in self.value:
+            local, _, domain = self.value.partition("@")
+            return f" ({local[:1]}***@{domain})"
+        return ""
+
+
+# --- what is hidden ------------------------------------------------------------------
+
+
+def number_forms(value: Decimal | int | float | str | None) -> list[str]:
+    """The strings a number could be printed as; [] for zero or forms too short to trust."""
+    if value is None:
+        return []
+    try:
+        d = Decimal(str(value))
+    except InvalidOperation:
+        return []
+    if d == 0 or not d.is_finite():
+        return []
+    d = abs(d)
+    forms = {f"{d:.2f}"}
+    if d >= 1000:
+        forms.add(f"{d:,.2f}")
+    norm = d.normalize()
+    if norm == norm.to_integral_value():
+        forms.add(f"{int(norm)}")
+        if d >= 1000:
+            forms.add(f"{int(norm):,}")
+    else:
+        forms.add(format(norm, "f"))
+    return sorted(f for f in forms if "." in f or len(f.replace(",", "")) >= MIN_TEXT)
+
+
+def _nums(field: str, value: Any) -> list[HiddenValue]:
+    return [HiddenValue(field, f, "number") for f in number_forms(value)]
+
+
+def hidden_values(
+    store: "Store", config: "Config", client_cfg: "ClientConfig", *, view: "PortalView | None" = None
+) -> list[HiddenValue]:
+    """Everything of this client that its policy hides and the store knows.
+
+    Args:
+        view: the view being published; numbers it shows as other quantities (hours,
+            totals) are not treated as leaks of an equal rate.
+    """
+    pol = Policy(client_cfg.visibility)
+    vis = client_cfg.visibility
+    out: list[HiddenValue] = []
+    own: list[str] = [client_cfg.name, config.agency.name, config.agency.contact or "", client_cfg.notes or ""]
+    own += [f"{k} {v}" for k, v in client_cfg.glossary.items()]
+    scope = {src: [str(i) for i in ids] for src, ids in client_cfg.sources.items()}
+    with store.session() as s:
+        for c in s.exec(select(Client)):
+            if c.source_id not in scope.get(c.source, []):
+                out.append(HiddenValue(f"another client's name ({c.source}:{c.source_id})", c.name))
+        for p in s.exec(select(Project)):
+            mine = p.client_source_id in scope.get(p.source, [])
+            if mine and not p.is_deleted:
+                own += [p.name, p.code or ""]
+            elif not mine:
+                out.append(HiddenValue(f"another client's project name ({p.source}:{p.source_id})", p.name))
+            if mine and not pol.rates_shown:
+                out += _nums(f"projects.hourly_rate ({p.source}:{p.source_id})", p.hourly_rate)
+        entries = []
+        for src, ids in scope.items():
+            entries += list(s.exec(select(TimeEntry).where(TimeEntry.source == src, TimeEntry.client_source_id.in_(ids))))
+        tasks = {(t.source, t.source_id): t for t in s.exec(select(Task)) if t.source in scope}
+        people = {(p.source, p.source_id): p for p in s.exec(select(Person)) if p.source in scope}
+        for a in s.exec(select(TaskAssignment)):
+            if not pol.rates_shown and a.source in scope:
+                out += _nums(f"task_assignments.hourly_rate ({a.source}:{a.source_id})", a.hourly_rate)
+    used_people = {(e.source, e.person_source_id) for e in entries}
+    for e in entries:
+        where = f"{e.source}:{e.source_id}"
+        task = tasks.get((e.source, e.task_source_id or ""))
+        tname = task.name if task else None
+        out += _nums(f"time_entries.cost_rate ({where})", e.cost_rate)
+        if not pol.rates_shown:
+            out += _nums(f"time_entries.billable_rate ({where})", e.billable_rate)
+        internal = pol.is_internal(task_name=tname, notes=e.notes, tags=e.tags)
+        if e.notes:
+            lines = [ln.strip() for ln in e.notes.splitlines() if ln.strip()]
+            if internal or vis.descriptions != "detailed":
+                out += [HiddenValue(f"time_entries.notes ({where})", ln) for ln in lines if len(ln) >= MIN_NOTE]
+            else:
+                out += [HiddenValue(f"internal note line ({where})", ln) for ln in lines if pol.is_internal_line(ln) and len(ln) >= MIN_NOTE]
+        if task is not None and not pol.rates_shown:
+            out += _nums(f"tasks.default_hourly_rate ({e.source}:{task.source_id})", task.default_hourly_rate)
+        if task is not None and pol.is_internal_task(task.name):
+            out.append(HiddenValue(f"internal task name ({e.source}:{task.source_id})", task.name))
+        elif task is not None and not internal:
+            own.append(task.name)
+    for key in sorted(used_people):
+        p = people.get(key)  # type: ignore[arg-type]
+        if p is None:
+            continue
+        where = f"{p.source}:{p.source_id}"
+        if p.email:
+            out.append(HiddenValue(f"people.email ({where})", p.email, "email"))
+        out += _nums(f"people.cost_rate ({where})", p.cost_rate)
+        if not pol.rates_shown:
+            out += _nums(f"people.default_hourly_rate ({where})", p.default_hourly_rate)
+        full = f"{p.first_name.strip()} {p.last_name.strip()}".strip()
+        if vis.team_names != "full":
+            if p.last_name.strip():
+                out.append(HiddenValue(f"people.last_name ({where})", p.last_name.strip()))
+            if p.last_name.strip() and p.first_name.strip():
+                out.append(HiddenValue(f"people full name ({where})", full))
+        if vis.team_names in ("role", "anonymous") and p.first_name.strip():
+            # a first name alone is too common a word to scan for; only its pairing is
+            # checked above. Roles are not secret.
+            pass
+    return _prune(out, own, view)
+
+
+def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | None") -> list[HiddenValue]:
+    own_text = "\n".join(o for o in own if o).casefold()
+    shown_numbers: set[str] = set()
+    if view is not None:
+        for d in _decimals(view):
+            shown_numbers.update(number_forms(d))
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for hv in values:
+        v = hv.value.strip()
+        if not v or (hv.kind == "text" and len(v) < MIN_TEXT):
+            continue
+        if hv.kind == "text" and v.casefold() in own_text:
+            continue
+        if hv.kind == "number" and v in shown_numbers:
+            continue
+        if (hv.field, v) in seen:
+            continue
+        seen.add((hv.field, v))
+        kept.append(HiddenValue(hv.field, v, hv.kind))
+    return kept
+
+
+def _decimals(obj: Any, field_name: str = "") -> Iterator[Decimal]:
+    """Every Decimal the view shows as a quantity (rates themselves excluded)."""
+    if field_name == "rate":
+        return
+    if isinstance(obj, Decimal):
+        yield obj
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _decimals(getattr(obj, f.name), f.name)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _decimals(x, field_name)
+
+
+# --- scanning ------------------------------------------------------------------------
+
+_DATA_URL = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
+_SPACE = re.compile(r"\s+")
+
+
+def _texts(f: "RenderedFile") -> Iterator[str]:
+    """The readable text of a rendered file, in every form a value could hide in."""
+    data = f.data
+    if f.content_encoding == "gzip":
+        try:
+            data = gzip.decompress(data)
+        except OSError:
+            pass
+    name = f.path.lower()
+    if name.endswith(".xlsx") or data[:2] == b"PK":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as z:
+                for member in z.namelist():
+                    yield z.read(member).decode("utf-8", "replace")
+            return
+        except zipfile.BadZipFile:
+            pass
+    if name.endswith(".pdf") or data[:5] == b"%PDF-":
+        yield from _pdf_texts(data)
+        yield data.decode("latin-1")
+        return
+    yield data.decode("utf-8", "replace")
+
+
+def _pdf_texts(data: bytes) -> Iterator[str]:
+    try:
+        from pypdf import PdfReader
+    except ImportError:  # pypdf is a test extra; raw bytes are still scanned
+        return
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        yield "\n".join(page.extract_text() or "" for page in reader.pages)
+        meta = reader.metadata or {}
+        yield "\n".join(str(v) for v in meta.values())
+    except Exception:  # a PDF pypdf cannot read is still scanned as raw bytes  # noqa: BLE001
+        return
+
+
+def _variants(text: str) -> list[str]:
+    text = _DATA_URL.sub(" ", text)
+    plain = html.unescape(text)
+    out = {_SPACE.sub(" ", text), _SPACE.sub(" ", plain), _SPACE.sub(" ", plain.replace('""', '"'))}
+    return list(out)
+
+
+def _pattern(hv: HiddenValue) -> re.Pattern[str]:
+    v = re.escape(_SPACE.sub(" ", hv.value.strip())).replace(r"\ ", " ")
+    if hv.kind == "number":
+        return re.compile(rf"(?<![\w.,]){v}(?![\w]|[.,]\d)")
+    return re.compile(rf"(?<!\w){v}(?!\w)" if re.match(r"\w", hv.value[0]) and re.match(r"\w", hv.value[-1]) else v)
+
+
+def find_leaks(files: Sequence["RenderedFile"], hidden: Sequence[HiddenValue]) -> list[tuple[str, HiddenValue]]:
+    """(file path, value) for every hidden value found in a file or its name."""
+    patterns = [(hv, _SPACE.sub(" ", hv.value.strip()), _pattern(hv)) for hv in hidden]
+    found: list[tuple[str, HiddenValue]] = []
+    for f in files:
+        hay = [_SPACE.sub(" ", f.path), _SPACE.sub(" ", f.download_name or "")]
+        for t in _texts(f):
+            hay += _variants(t)
+        for hv, needle, pat in patterns:
+            # the plain substring test is cheap; the bounded regex only confirms a hit
+            if any(needle in h and pat.search(h) for h in hay):
+                found.append((f.path, hv))
+    return found
+
+
+def scan(files: Sequence["RenderedFile"], hidden: Sequence[HiddenValue]) -> None:
+    """Raise LeakError if any hidden value occurs in any rendered file or file name."""
+    found = find_leaks(files, hidden)
+    if not found:
+        return
+    first_path, first = found[0]
+    more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+    raise LeakError(f"{first_path}: contains a hidden value: {first.field}{first.shown}{more}; publish stopped")

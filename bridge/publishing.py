@@ -1,0 +1,469 @@
+"""Publishing, client by client: token, view, render, leak guard, publish, link, audit.
+
+The renderer and the target are passed in (bridge/ never imports publishers/): `cli.py`
+wires `publishers.render.render_portal` and `publishers.publisher_for(config.publish)`.
+One client's failure is recorded and reported; the others are still published.
+
+Tokens. Each client's objects live under a random token (`secrets.token_urlsafe(24)`,
+192 bits), stored in `PortalLink` and never derived from the client's name. Rotating it
+(`revoke`) moves the portal and deletes every object under the old token, which kills
+every link ever issued for it.
+
+Link windows. A signed link is valid from `signed_at` for the client's `link_expiry`. The
+page's own export links are signed at render time for the same window. A publish reuses
+the current window while more than `publish.refresh_before` of it remains (capped at half
+the expiry), so unchanged data renders a byte-identical page and uploads nothing; once
+the window is nearly over - or on `refresh=True` (`bridge links --refresh`) - a new window
+starts and the page is rendered again so that its export links never die before the page
+link. Exports themselves are not re-uploaded then: only index.html and the manifest change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import importlib
+import inspect
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+from sqlmodel import select
+
+from bridge.config import ClientConfig, Config, parse_duration
+from bridge.errors import BridgeError, ConfigError, PublishError
+from bridge.models import AuditEvent, PortalLink, utcnow
+from bridge.publisher import LinkFn, PublishResult, RenderedFile
+from bridge.store import Store
+
+log = logging.getLogger(__name__)
+
+RenderFn = Callable[..., Sequence[RenderedFile]]  # render(view, link=LinkFn) -> files
+ViewFn = Callable[[ClientConfig], Any]  # client -> PortalView (redacted)
+GuardFn = Callable[[ClientConfig, Any, Sequence[RenderedFile]], None]  # raises LeakError
+
+
+class Target(Protocol):
+    """What publishing needs from a target beyond the Publisher port (see publishers/)."""
+
+    signs_links: bool
+
+    def link(self, token: str, path: str) -> str: ...
+    def publish(self, token: str, files: Sequence[RenderedFile]) -> PublishResult: ...
+    def remove(self, token: str) -> int: ...
+    def portal_url(self, token: str) -> str: ...
+    def check(self) -> None: ...
+    def bind(self, *, signed_at: dt.datetime, expires_in: int, allow_ips: Sequence[str] = ()) -> "Target": ...
+
+
+@dataclass(frozen=True)
+class ClientOutcome:
+    """How one client's publish went. `url` is a bearer link: show it, don't log it."""
+
+    client_key: str
+    ok: bool
+    url: str | None = None
+    expires_at: dt.datetime | None = None
+    uploaded: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    link_issued: bool = False
+    error: str | None = None
+
+
+@dataclass
+class PublishReport:
+    outcomes: list[ClientOutcome] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ClientOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+@dataclass(frozen=True)
+class LinkInfo:
+    client_key: str
+    url: str | None
+    expires_at: dt.datetime | None
+    published_at: dt.datetime | None
+    expires_in_seconds: int | None  # None: never expires (local target) or never published
+
+
+@dataclass(frozen=True)
+class RevokeResult:
+    client_key: str
+    url: str
+    expires_at: dt.datetime | None
+    removed: int  # objects deleted under the old token
+    old_link_status: int | None  # HTTP status of the old link after removal (None: none existed)
+
+
+# --- tokens and link rows ----------------------------------------------------------------
+
+
+def new_token() -> str:
+    """192 random bits, URL-safe: never derived from anything a guesser knows."""
+    return secrets.token_urlsafe(24)
+
+
+def get_link(store: Store, client_key: str) -> PortalLink | None:
+    with store.session() as s:
+        return s.get(PortalLink, client_key)
+
+
+def ensure_link(store: Store, client_key: str) -> PortalLink:
+    """The client's PortalLink row, created with a fresh token on first use."""
+    with store.session() as s:
+        row = s.get(PortalLink, client_key)
+        if row is None:
+            row = PortalLink(client_key=client_key, token=new_token())
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+        return row
+
+
+def _save_link(store: Store, row: PortalLink) -> None:
+    with store.session() as s:
+        s.merge(row)
+        s.commit()
+
+
+def audit(store: Store, client_key: str | None, action: str, *, now: dt.datetime | None = None,
+          object_key: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    with store.session() as s:
+        s.add(AuditEvent(at=now or utcnow(), client_key=client_key, action=action, object_key=object_key,
+                         detail=json.dumps(detail, default=str, sort_keys=True) if detail else None))
+        s.commit()
+
+
+def audit_events(store: Store, client_key: str | None = None) -> list[AuditEvent]:
+    with store.session() as s:
+        q = select(AuditEvent).order_by(AuditEvent.id)  # type: ignore[arg-type]
+        if client_key:
+            q = q.where(AuditEvent.client_key == client_key)
+        return list(s.exec(q))
+
+
+# --- link windows ------------------------------------------------------------------------
+
+
+def expiry_seconds(client: ClientConfig) -> int:
+    return int(parse_duration(client.link_expiry).total_seconds())
+
+
+def window_start(link: PortalLink, expires_in: int, refresh_before: dt.timedelta, now: dt.datetime,
+                 force: bool = False) -> dt.datetime:
+    """When the links to sign now were (or are) first signed; see the module docstring."""
+    now = now.astimezone(dt.timezone.utc).replace(microsecond=0)
+    if force or link.expires_at is None or not link.url:
+        return now
+    margin = min(refresh_before, dt.timedelta(seconds=expires_in / 2))
+    start = link.expires_at - dt.timedelta(seconds=expires_in)
+    # a changed link_expiry moves the derived start; only a start inside the past window is reused
+    if start <= now and link.expires_at - now > margin:
+        return start
+    return now
+
+
+# --- one client ------------------------------------------------------------------------
+
+
+def publish_client(
+    store: Store,
+    config: Config,
+    client: ClientConfig,
+    target: Target,
+    render: RenderFn,
+    *,
+    build_view: ViewFn | None = None,
+    guard: GuardFn | None = None,
+    now: dt.datetime | None = None,
+    refresh: bool = False,
+    token: str | None = None,
+    record: bool = True,
+) -> ClientOutcome:
+    """Render and publish one client's portal; raises on failure (publish_all isolates it).
+
+    `token` publishes under a given token instead of the stored one (used by `revoke`);
+    `record=False` leaves PortalLink and the audit log alone (previews, `--out`).
+    """
+    now = now or utcnow()
+    build_view = build_view or default_view_builder(store, config, now)
+    guard = guard or default_guard(store, config, now)
+    link_row = ensure_link(store, client.key)
+    token = token or link_row.token
+    expires_in = expiry_seconds(client)
+    fresh = token != link_row.token
+    refresh_before = parse_duration(config.publish.refresh_before)
+    signed_at = window_start(link_row, expires_in, refresh_before, now, force=refresh or fresh)
+    bound = target.bind(signed_at=signed_at, expires_in=expires_in, allow_ips=client.allow_ips)
+
+    view = build_view(client)
+    files = list(render(view, link=_scoped_link(bound.link, token)))
+    if not any(f.path == "index.html" for f in files):
+        raise PublishError(f"client {client.key!r}: the renderer produced no index.html")
+    guard(client, view, files)
+    result = bound.publish(token, files)
+
+    issued = result.url != link_row.url or fresh
+    if record:
+        link_row.token = token
+        link_row.url = result.url
+        link_row.expires_at = result.expires_at
+        link_row.published_at = now
+        link_row.data_as_of = _view_attr(view, "data_as_of") or now
+        snap = _view_attr(view, "snapshot")
+        if snap is not None:
+            link_row.snapshot = snap if isinstance(snap, str) else json.dumps(snap, default=str, sort_keys=True)
+        _save_link(store, link_row)
+        audit(store, client.key, "publish", now=now, detail={
+            "uploaded": len(result.uploaded), "deleted": len(result.deleted), "unchanged": len(result.unchanged)})
+        if issued:
+            audit(store, client.key, "link_issued", now=now, detail={"expires_at": result.expires_at})
+    return ClientOutcome(
+        client_key=client.key, ok=True, url=result.url, expires_at=result.expires_at,
+        uploaded=len(result.uploaded), deleted=len(result.deleted), unchanged=len(result.unchanged),
+        link_issued=issued,
+    )
+
+
+def _scoped_link(link: LinkFn, token: str) -> LinkFn:
+    """The renderer may pass any token; links always point into this client's own folder."""
+    return lambda _token, path: link(token, path)
+
+
+def _view_attr(view: Any, name: str) -> Any:
+    return getattr(view, name, None) if not isinstance(view, dict) else view.get(name)
+
+
+# --- every client ------------------------------------------------------------------------
+
+
+def select_clients(config: Config, keys: Iterable[str] | None) -> list[ClientConfig]:
+    if keys is None:
+        return list(config.clients)
+    return [config.client(k) for k in keys]
+
+
+def publish_all(
+    store: Store,
+    config: Config,
+    target: Target,
+    render: RenderFn,
+    *,
+    clients: Iterable[str] | None = None,
+    build_view: ViewFn | None = None,
+    guard: GuardFn | None = None,
+    now: dt.datetime | None = None,
+    refresh: bool = False,
+    record: bool = True,
+) -> PublishReport:
+    """Publish the named clients (default: all) in config order; failures don't stop the rest."""
+    now = now or utcnow()
+    chosen = select_clients(config, clients)
+    target.check()
+    report = PublishReport()
+    for client in chosen:
+        try:
+            outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
+                                     now=now, refresh=refresh, record=record)
+        except BridgeError as exc:
+            outcome = ClientOutcome(client_key=client.key, ok=False, error=str(exc))
+        except Exception as exc:  # a renderer bug must not stop the other clients
+            log.exception("publish: client %s failed", client.key)
+            outcome = ClientOutcome(client_key=client.key, ok=False, error=f"{exc.__class__.__name__}: {exc}")
+        if not outcome.ok:
+            log.error("publish: client %s failed: %s", client.key, outcome.error)
+            if record:
+                audit(store, client.key, "publish", now=now, detail={"error": outcome.error})
+        report.outcomes.append(outcome)
+    return report
+
+
+def links_due(store: Store, config: Config, now: dt.datetime | None = None) -> list[str]:
+    """Clients whose link expires within `publish.refresh_before` (or was never issued)."""
+    now = now or utcnow()
+    margin = parse_duration(config.publish.refresh_before)
+    due = []
+    for c in config.clients:
+        row = get_link(store, c.key)
+        if row is None or not row.url:
+            due.append(c.key)
+        elif row.expires_at is not None:
+            m = min(margin, dt.timedelta(seconds=expiry_seconds(c) / 2))
+            if row.expires_at - now <= m:
+                due.append(c.key)
+    return due
+
+
+def list_links(store: Store, config: Config, *, clients: Iterable[str] | None = None,
+               expire_within: dt.timedelta | None = None, now: dt.datetime | None = None) -> list[LinkInfo]:
+    """Each client's current link; with `expire_within`, only those expiring that soon."""
+    now = now or utcnow()
+    out = []
+    for c in select_clients(config, clients):
+        row = get_link(store, c.key)
+        expires_at = row.expires_at if row else None
+        left = int((expires_at - now).total_seconds()) if expires_at else None
+        # --expire-soon lists links that expire (or have expired) within the window only
+        if expire_within is not None and (left is None or left > expire_within.total_seconds()):
+            continue
+        out.append(LinkInfo(c.key, row.url if row else None, expires_at, row.published_at if row else None, left))
+    return out
+
+
+# --- revocation ----------------------------------------------------------------------------
+
+
+def probe_url(url: str, timeout: float = 10.0) -> int:
+    """HTTP status a reader would get for `url` (file:// URLs: 200 if the file exists, else 404)."""
+    if url.startswith("file://"):
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        return 200 if Path(url2pathname(urlsplit(url).path)).is_file() else 404
+    try:
+        return httpx.get(url, timeout=timeout, follow_redirects=False).status_code
+    except httpx.HTTPError as exc:
+        raise PublishError(f"could not check the old link: {exc.__class__.__name__}") from None
+
+
+def revoke(
+    store: Store,
+    config: Config,
+    client_key: str,
+    target: Target,
+    render: RenderFn,
+    *,
+    build_view: ViewFn | None = None,
+    guard: GuardFn | None = None,
+    now: dt.datetime | None = None,
+    probe: Callable[[str], int] = probe_url,
+) -> RevokeResult:
+    """Rotate a client's token: publish under a new one, delete the old, prove the old link dead."""
+    now = now or utcnow()
+    client = config.client(client_key)
+    target.check()
+    old = ensure_link(store, client.key)
+    old_token, old_url = old.token, old.url
+    token = new_token()
+    outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
+                             now=now, token=token)
+    removed = target.remove(old_token)
+    status = probe(old_url) if old_url else None
+    audit(store, client.key, "link_revoked", now=now,
+          detail={"removed": removed, "old_link_status": status})
+    if status is not None and status < 400:
+        raise PublishError(
+            f"client {client.key!r}: the old link still answers {status} after its objects were deleted "
+            "(a CDN cache?); the new link is issued, check the old one again"
+        )
+    assert outcome.url is not None
+    return RevokeResult(client.key, outcome.url, outcome.expires_at, removed, status)
+
+
+# --- invitations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invitation:
+    client_key: str
+    to: str
+    url: str
+    expires_at: dt.datetime | None
+    sent: bool
+
+
+def invite(
+    store: Store,
+    config: Config,
+    client_key: str,
+    to: str,
+    *,
+    compose: Callable[[Config, ClientConfig, str, dt.datetime | None, str], Any],
+    send: Callable[[Any], None],
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+) -> tuple[Invitation, Any]:
+    """Send a client contact their portal link. Only addresses in that client's `contacts`.
+
+    `compose(config, client, url, expires_at, to)` builds the message (publishers.mail);
+    `send(message)` delivers it. With `dry_run` the message is built and returned, not sent.
+    """
+    now = now or utcnow()
+    client = config.client(client_key)
+    addr = email.utils.parseaddr(to)[1].lower()
+    allowed = {email.utils.parseaddr(c)[1].lower() for c in client.contacts}
+    if not addr or addr not in allowed:
+        raise ConfigError(
+            f"client {client.key!r}: {to!r} is not one of its contacts; add it to clients.contacts first"
+        )
+    row = get_link(store, client.key)
+    if row is None or not row.url:
+        raise PublishError(f"client {client.key!r} has no link yet; run `bridge publish --client {client.key}` first")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise PublishError(
+            f"client {client.key!r}: its link expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
+            f"run `bridge links --refresh --client {client.key}` first"
+        )
+    message = compose(config, client, row.url, row.expires_at, addr)
+    if not dry_run:
+        send(message)
+        audit(store, client.key, "invitation_sent", now=now, detail={"to": addr, "expires_at": row.expires_at})
+    return Invitation(client.key, addr, row.url, row.expires_at, sent=not dry_run), message
+
+
+# --- default view builder and leak guard (the real modules, called by parameter name) ---------
+
+
+def _call_by_name(fn: Callable[..., Any], available: dict[str, Any]) -> Any:
+    """Call `fn` with the arguments it names; keeps this module loosely coupled to
+    bridge.views/bridge.leakguard while their signatures settle."""
+    kwargs = {}
+    for name, p in inspect.signature(fn).parameters.items():
+        if name in available:
+            kwargs[name] = available[name]
+        elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            raise PublishError(f"{fn.__module__}.{fn.__name__} needs {name!r}, which publishing cannot supply")
+    return fn(**kwargs)
+
+
+def _client_args(store: Store, config: Config, client: ClientConfig, now: dt.datetime) -> dict[str, Any]:
+    return {"store": store, "config": config, "cfg": config, "client": client, "client_cfg": client,
+            "portal_cfg": client, "portal": client, "now": now, "agency": config.agency}
+
+
+def default_view_builder(store: Store, config: Config, now: dt.datetime) -> ViewFn:
+    def build(client: ClientConfig) -> Any:
+        try:
+            views = importlib.import_module("bridge.views")
+        except ModuleNotFoundError:
+            raise PublishError("bridge.views is not available, so no portal view can be built") from None
+        return _call_by_name(views.build_portal_view, _client_args(store, config, client, now))
+
+    return build
+
+
+def default_guard(store: Store, config: Config, now: dt.datetime) -> GuardFn:
+    """bridge.leakguard: fail closed when it is missing, since it is what keeps hidden values out."""
+
+    def guard(client: ClientConfig, view: Any, files: Sequence[RenderedFile]) -> None:
+        try:
+            lg = importlib.import_module("bridge.leakguard")
+        except ModuleNotFoundError:
+            raise PublishError("bridge.leakguard is not available; refusing to publish unchecked files") from None
+        args = _client_args(store, config, client, now) | {"view": view, "files": files}
+        hidden = _call_by_name(lg.hidden_values, args)
+        lg.scan(files, hidden)
+
+    return guard

@@ -1,0 +1,217 @@
+"""`bridge status`: is every source syncing and every portal fresh? Also a health check.
+
+Per source: last successful sync, the last error (its message already says what to do),
+the next scheduled run (from the scheduler's job store, when `bridge run` has written
+one), live records and quarantined records. Per portal client: how fresh its data is,
+when its link expires and when it was last published. A source that has not synced
+successfully within `stale_after` makes the status unhealthy (exit 1 on the CLI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from bridge.config import Config, parse_duration
+from bridge.models import PortalLink, Quarantine, SyncRun
+from bridge.scheduler import next_runs
+from bridge.store import Store
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    name: str
+    kind: str
+    last_success_at: dt.datetime | None
+    last_run_at: dt.datetime | None
+    last_status: str | None  # ok | failed | skipped | stopped | running
+    last_error: str | None  # from the newest failed run after the last success
+    last_error_at: dt.datetime | None
+    next_run_at: dt.datetime | None
+    records: dict[str, int]
+    quarantined: int
+    stale: bool
+
+
+@dataclass(frozen=True)
+class PortalStatus:
+    key: str
+    name: str
+    data_as_of: dt.datetime | None
+    published_at: dt.datetime | None
+    link_expires_at: dt.datetime | None
+    link_expired: bool
+    has_link: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    generated_at: dt.datetime
+    stale_after: dt.timedelta
+    sources: tuple[SourceStatus, ...]
+    portals: tuple[PortalStatus, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return not any(s.stale for s in self.sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        def enc(v: Any) -> Any:
+            if isinstance(v, dt.datetime):
+                return v.isoformat()
+            if isinstance(v, dict):
+                return {k: enc(x) for k, x in v.items()}
+            return v
+
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            "healthy": self.healthy,
+            "stale_after_seconds": int(self.stale_after.total_seconds()),
+            "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
+            "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
+        }
+
+
+def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
+    stale_after = parse_duration(config.stale_after)
+    upcoming = next_runs(store)
+    runs = SyncRun.__table__  # type: ignore[attr-defined]
+    q = Quarantine.__table__  # type: ignore[attr-defined]
+    sources = []
+    with store.engine.connect() as conn:
+        for src in config.sources:
+            last_ok = conn.execute(
+                sa.select(sa.func.max(runs.c.finished_at)).where(runs.c.source == src.name, runs.c.status == "ok")
+            ).scalar_one()
+            last = conn.execute(
+                sa.select(runs.c.started_at, runs.c.status).where(runs.c.source == src.name).order_by(runs.c.id.desc()).limit(1)
+            ).first()
+            err_q = sa.select(runs.c.error, runs.c.finished_at).where(
+                runs.c.source == src.name, runs.c.status == "failed"
+            ).order_by(runs.c.id.desc()).limit(1)
+            err = conn.execute(err_q).first()
+            # An error the source has recovered from is history, not status.
+            if err is not None and last_ok is not None and err[1] is not None and err[1] <= last_ok:
+                err = None
+            quarantined = conn.execute(sa.select(sa.func.count()).select_from(q).where(q.c.source == src.name)).scalar_one()
+            sources.append(SourceStatus(
+                name=src.name, kind=src.kind, last_success_at=last_ok,
+                last_run_at=last[0] if last else None, last_status=last[1] if last else None,
+                last_error=err[0] if err else None, last_error_at=err[1] if err else None,
+                next_run_at=upcoming.get(f"sync:{src.name}"),
+                records={k: v for k, v in store.counts(src.name).items() if v},
+                quarantined=int(quarantined),
+                stale=last_ok is None or now - last_ok > stale_after,
+            ))
+        links = PortalLink.__table__  # type: ignore[attr-defined]
+        rows = {r.client_key: r for r in conn.execute(sa.select(links))}
+    portals = []
+    for c in config.clients:
+        r = rows.get(c.key)
+        exp = r.expires_at if r is not None else None
+        portals.append(PortalStatus(
+            key=c.key, name=c.name, data_as_of=r.data_as_of if r is not None else None,
+            published_at=r.published_at if r is not None else None, link_expires_at=exp,
+            link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
+        ))
+    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals))
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _ago(at: dt.datetime | None, now: dt.datetime) -> str:
+    if at is None:
+        return "never"
+    secs = int((now - at).total_seconds())
+    future = secs < 0
+    secs = abs(secs)
+    if secs < 90:
+        span = f"{secs}s"
+    elif secs < 5400:
+        span = f"{secs // 60}m"
+    elif secs < 172800:
+        span = f"{secs // 3600}h"
+    else:
+        span = f"{secs // 86400}d"
+    return f"in {span}" if future else f"{span} ago"
+
+
+def _records(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in counts.items()) or "none"
+
+
+def status_lines(status: Status) -> list[str]:
+    """Plain text, one fact per line: for logs, cron mail and pipes."""
+    now = status.generated_at
+    out = ["Sources:"]
+    if not status.sources:
+        out.append("  (none configured)")
+    for s in status.sources:
+        flag = "STALE" if s.stale else "ok"
+        out.append(f"  {s.name} ({s.kind}): {flag}; last success {_ago(s.last_success_at, now)}; "
+                   f"next run {_ago(s.next_run_at, now) if s.next_run_at else 'not scheduled'}")
+        out.append(f"    records: {_records(s.records)}; quarantined: {s.quarantined}")
+        if s.last_error:
+            out.append(f"    last error ({_ago(s.last_error_at, now)}): {s.last_error}")
+    out.append("Portals:")
+    if not status.portals:
+        out.append("  (no clients configured)")
+    for p in status.portals:
+        if not p.has_link and p.published_at is None:
+            out.append(f"  {p.key}: never published")
+            continue
+        link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
+            f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
+        out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+    if not status.healthy:
+        stale = ", ".join(s.name for s in status.sources if s.stale)
+        out.append(f"UNHEALTHY: no successful sync within {config_span(status.stale_after)} for: {stale}. "
+                   "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
+    return out
+
+
+def config_span(td: dt.timedelta) -> str:
+    secs = int(td.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if secs % n == 0 and secs >= n:
+            return f"{secs // n}{unit}"
+    return f"{secs}s"
+
+
+def print_rich(status: Status, console: Any) -> None:
+    """Tables for a person at a terminal."""
+    from rich.table import Table
+
+    now = status.generated_at
+    t = Table(title="Sources", title_justify="left")
+    for col in ("source", "state", "last success", "next run", "records", "quarantined", "last error"):
+        t.add_column(col, overflow="fold")
+    for s in status.sources:
+        t.add_row(
+            f"{s.name} ({s.kind})", "[red]STALE[/red]" if s.stale else "[green]ok[/green]",
+            _ago(s.last_success_at, now), _ago(s.next_run_at, now) if s.next_run_at else "-",
+            _records(s.records), str(s.quarantined), s.last_error or "",
+        )
+    console.print(t)
+    p = Table(title="Portals", title_justify="left")
+    for col in ("client", "data as of", "published", "link"):
+        p.add_column(col)
+    for x in status.portals:
+        link = "-" if x.link_expires_at is None else (
+            f"[red]expired {_ago(x.link_expires_at, now)}[/red]" if x.link_expired else f"expires {_ago(x.link_expires_at, now)}")
+        p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link)
+    console.print(p)
+    if not status.healthy:
+        console.print(f"[red]{status_lines(status)[-1]}[/red]")
+
+
+def status_json(status: Status) -> str:
+    return json.dumps(status.as_dict(), indent=2)
+
+
+__all__ = ["Status", "SourceStatus", "PortalStatus", "collect_status", "status_lines", "status_json", "print_rich"]
