@@ -279,15 +279,9 @@ def _alert_mailer(env: Env) -> Callable[[list[str], str, str, str], None] | None
 
 def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
     from bridge.publishing import publish_all
-    from publishers import publisher_for
-    from publishers.render import render_portal
 
-    target = publisher_for(env.config.publish)
-
-    def render(view: Any, link: Any, token: str = "") -> Any:
-        # publishing scopes `link` to the client's own token, so the token argument
-        # render_portal takes is only passed through to it
-        return render_portal(view, link, token)
+    # the same target and renderer as `bridge publish` (helpers below)
+    target, render = _target(env), _renderer()
 
     def publish(keys: set[str]) -> None:
         # publish_all logs and audits each failed client; the others are still published
@@ -426,3 +420,456 @@ def alerts(env: Env, dry_run: bool, clients: tuple[str, ...]) -> None:
             click.echo(f"{line} - {err}", err=True)
     if any(not r.recorded for r in results):
         sys.exit(1)
+
+
+def client_totals(env: Env) -> list[dict[str, Any]]:
+    """Per portal client: hours to date, this week, billable share, open invoices - from the store."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from bridge.models import Invoice, TimeEntry
+
+    cfg = env.config
+    zone = cfg.agency.zone
+    today = dt.datetime.now(zone).date()
+    week_start = today - dt.timedelta(days=(today.weekday() - cfg.agency.week_start_index) % 7)
+    te, inv = TimeEntry.__table__, Invoice.__table__
+    out = []
+    with env.store.engine.connect() as conn:
+        for client in cfg.clients:
+            cond = sa.or_(*[
+                sa.and_(te.c.source == src, te.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
+            ]) if client.sources else sa.false()
+            live = sa.and_(cond, te.c.is_deleted.is_(False))
+            total, billable, week = conn.execute(sa.select(
+                sa.func.coalesce(sa.func.sum(te.c.seconds), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((te.c.is_billable, te.c.seconds), else_=0)), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((te.c.spent_date >= week_start, te.c.seconds), else_=0)), 0),
+            ).where(live)).one()
+            icond = sa.or_(*[
+                sa.and_(inv.c.source == src, inv.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
+            ]) if client.sources else sa.false()
+            open_count = conn.execute(sa.select(sa.func.count()).where(
+                icond, inv.c.is_deleted.is_(False), inv.c.status.in_(["open", "partial", "overdue"]))).scalar_one()
+            out.append({
+                "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
+                "this_week": round(week / 3600, 2), "billable_pct": round(100 * billable / total) if total else 0,
+                "open_invoices": open_count,
+            })
+    return out
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="demo-site", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo config, store and portals go.")
+@click.option("--entries", default=1500, show_default=True, help="Time entries in the generated agency.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the generated agency.")
+@click.pass_context
+@handle_errors
+def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
+    """Run the whole pipeline on a generated agency: no credentials, no network.
+
+    Starts the provider sandbox on 127.0.0.1 (Harvest, FreshBooks and Productive.io
+    speaking their real APIs), writes a demo config, syncs every source into a local
+    SQLite store, prints per-client totals from the store, and renders each client's
+    portal into OUT/<token>/index.html.
+
+    \b
+    Example:
+      bridge demo && open demo-site/*/index.html
+    """
+    import shutil
+
+    from connectors.sandbox import start_sandbox
+    from connectors.sandbox.demo import demo_config, to_toml
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("clearhours.db", "clearhours.db-wal", "clearhours.db-shm"):
+        (out / stale).unlink(missing_ok=True)
+    click.echo("Starting the provider sandbox on 127.0.0.1 …")
+    box = start_sandbox(seed=seed, entries=entries, port=0, rate_limits=True)
+    try:
+        data, secrets_env = demo_config(box, store_url=f"sqlite:///{out / 'clearhours.db'}", target=f"file://{out}")
+        cfg_path = out / "bridge.toml"
+        cfg_path.write_text(
+            "# Written by `bridge demo`: the sandbox's URLs change on every run.\n" + to_toml(data), encoding="utf-8"
+        )
+        os.environ.update(secrets_env)
+        env = Env(str(cfg_path))
+        click.echo(f"Config: {cfg_path}\nStore:  {env.config.store.url}\n")
+        ctx.obj = env
+        ctx.invoke(sync)
+    except SystemExit as exc:
+        if exc.code:
+            raise click.ClickException("the demo sync failed; see the errors above") from None
+    finally:
+        box.stop()
+    rows = client_totals(env)
+    click.echo("\nPer-client totals from the store:")
+    width = max(len(r["client"]) for r in rows) if rows else 10
+    click.echo(f"  {'client'.ljust(width)}  {'source':<11} {'hours':>9} {'this week':>10} {'billable':>9} {'open inv.':>9}")
+    for r in rows:
+        click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
+                   f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
+    _demo_publish(env, out)
+    del shutil
+
+
+def _demo_publish(env: Env, out: Path) -> None:
+    """Render every demo client's portal into OUT/<token>/ and print the paths."""
+    try:
+        from bridge.publishing import publish_all
+        from publishers import publisher_for
+        from publishers.render import render_portal
+    except ImportError:  # pragma: no cover - portals land with the portal issue
+        return
+    report = publish_all(env.store, env.config, publisher_for(env.config.publish), render_portal)
+    click.echo("\nPortals:")
+    for o in report.outcomes:
+        if o.ok:
+            click.echo(f"  {env.config.client(o.client_key).name}: {o.url}")
+        else:
+            click.echo(f"  {o.client_key}: FAILED - {o.error}", err=True)
+
+
+# --- publishing: publish, links, revoke, invite, preview ----------------------------------
+
+
+def _renderer() -> Any:
+    from publishers.render import render_portal
+
+    return render_portal
+
+
+def _target(env: Env, out_dir: str | None = None) -> Any:
+    from publishers import publisher_for
+    from publishers.local import LocalPublisher
+
+    return LocalPublisher(out_dir) if out_dir else publisher_for(env.config.publish)
+
+
+def _expiry_text(expires_at: Any, now: Any) -> str:
+    if expires_at is None:
+        return "never expires"
+    left = int((expires_at - now).total_seconds())
+    if left <= 0:
+        return f"EXPIRED {expires_at:%Y-%m-%d %H:%M} UTC"
+    days, rest = divmod(left, 86400)
+    return f"expires {expires_at:%Y-%m-%d %H:%M} UTC (in {days}d {rest // 3600}h)" if days else \
+        f"expires {expires_at:%Y-%m-%d %H:%M} UTC (in {rest // 3600}h {rest % 3600 // 60}m)"
+
+
+def _print_publish(env: Env, report: Any) -> None:
+    from bridge.models import utcnow
+
+    now = utcnow()
+    for o in report.outcomes:
+        if o.ok:
+            click.echo(f"{o.client_key}: {o.url}")
+            click.echo(f"  {_expiry_text(o.expires_at, now)}; {o.uploaded} uploaded, {o.deleted} deleted, "
+                       f"{o.unchanged} unchanged")
+        else:
+            click.echo(f"{o.client_key}: FAILED - {o.error}", err=True)
+
+
+@cli.command()
+@click.option("--client", "clients", multiple=True, help="Only this client (repeatable). Default: every client.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write into DIR/<token>/ on this machine instead of the configured target.")
+@pass_env
+@handle_errors
+def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
+    """Render and publish each client's portal, then print its link.
+
+    Only changed files are uploaded (content hashes), exports before the page, so a
+    reader never sees half a portal. Links stay the same until they are due for
+    renewal (`publish.refresh_before`); `bridge links --refresh` renews them now.
+    With --out, portals go to a local folder and the stored links are left alone.
+    Exits 1 if any client failed; the others are still published.
+
+    \b
+    Example:
+      bridge publish --client acme
+      bridge publish --out ./site-check
+    """
+    from bridge.publishing import publish_all
+
+    report = publish_all(env.store, env.config, _target(env, out_dir), _renderer(), clients=list(clients) or None,
+                         record=out_dir is None)
+    _print_publish(env, report)
+    if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--client", "clients", multiple=True, help="Only this client (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--refresh", is_flag=True, help="Sign new links now (re-renders pages; exports are not re-uploaded).")
+@click.option("--expire-soon", "expire_soon", metavar="DURATION",
+              help="Only links that expire within DURATION, e.g. 2d or 12h.")
+@pass_env
+@handle_errors
+def links(env: Env, clients: tuple[str, ...], as_json: bool, refresh: bool, expire_soon: str | None) -> None:
+    """Print each client's current portal link and when it expires.
+
+    Signed links are bearer secrets: anyone holding one can open that portal until it
+    expires. Send them with `bridge invite`, not in shared channels.
+
+    \b
+    Example:
+      bridge links --expire-soon 2d
+      bridge links --refresh --client acme
+    """
+    import json as _json
+
+    from bridge.config import parse_duration
+    from bridge.models import utcnow
+    from bridge.publishing import list_links, publish_all
+
+    within = None
+    if expire_soon:
+        try:
+            within = parse_duration(expire_soon)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--expire-soon") from None
+    failed = False
+    if refresh:
+        report = publish_all(env.store, env.config, _target(env), _renderer(), clients=list(clients) or None,
+                             refresh=True)
+        for o in report.failed:
+            failed = True
+            click.echo(f"{o.client_key}: FAILED - {o.error}", err=True)
+    now = utcnow()
+    infos = list_links(env.store, env.config, clients=list(clients) or None, expire_within=within, now=now)
+    if as_json:
+        click.echo(_json.dumps([
+            {"client": i.client_key, "url": i.url, "expires_at": i.expires_at.isoformat() if i.expires_at else None,
+             "published_at": i.published_at.isoformat() if i.published_at else None,
+             "expires_in_seconds": i.expires_in_seconds} for i in infos], indent=2))
+    else:
+        for i in infos:
+            if i.url is None:
+                click.echo(f"{i.client_key}: not published yet (`bridge publish --client {i.client_key}`)")
+            else:
+                click.echo(f"{i.client_key}: {_expiry_text(i.expires_at, now)}\n  {i.url}")
+        if not infos and within is not None:
+            click.echo(f"No link expires within {expire_soon}.")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("client")
+@pass_env
+@handle_errors
+def revoke(env: Env, client: str) -> None:
+    """Revoke every link of CLIENT: move its portal to a new token and delete the old one.
+
+    Publishes under a new random token, deletes every object under the old token,
+    checks with an HTTP request that the old link is dead, and prints the new link.
+    Send the new link with `bridge invite`.
+
+    \b
+    Example:
+      bridge revoke acme
+    """
+    from bridge.models import utcnow
+    from bridge.publishing import revoke as revoke_client
+
+    res = revoke_client(env.store, env.config, client, _target(env), _renderer())
+    status = "no earlier link" if res.old_link_status is None else f"old link now answers {res.old_link_status}"
+    click.echo(f"{client}: revoked; {res.removed} old object(s) deleted, {status}.")
+    click.echo(f"New link ({_expiry_text(res.expires_at, utcnow())}):\n  {res.url}")
+
+
+@cli.command()
+@click.argument("client")
+@click.option("--to", "to", required=True, help="Recipient; must be one of the client's `contacts`.")
+@click.option("--dry-run", is_flag=True, help="Print the e-mail instead of sending it.")
+@pass_env
+@handle_errors
+def invite(env: Env, client: str, to: str, dry_run: bool) -> None:
+    """E-mail CLIENT's portal link to one of its contacts: link, expiry, what it shows, whom to ask.
+
+    Refuses addresses that are not in the client's `contacts`. SMTP settings come from
+    [smtp]; the login comes from the environment variables named there.
+
+    \b
+    Example:
+      bridge invite acme --to ann@acme.example --dry-run
+    """
+    from bridge.publishing import invite as invite_contact
+    from publishers import mail
+
+    smtp = env.config.smtp
+    inv, message = invite_contact(env.store, env.config, client, to, compose=mail.invitation,
+                                  send=lambda m: mail.send_message(smtp, m), dry_run=dry_run)
+    if dry_run:
+        click.echo(f"To: {message['To']}\nSubject: {message['Subject']}\n")
+        click.echo(message.get_body(("plain",)).get_content())
+        click.echo(f"(dry run: nothing sent to {inv.to})", err=True)
+    else:
+        click.echo(f"{client}: invitation sent to {inv.to}")
+
+
+@cli.command()
+@click.argument("client")
+@pass_env
+@handle_errors
+def preview(env: Env, client: str) -> None:
+    """Render CLIENT's portal into a temporary folder and print the page's path.
+
+    Nothing is uploaded and no link changes; open the printed file in a browser.
+
+    \b
+    Example:
+      bridge preview acme
+    """
+    import tempfile
+
+    from bridge.publishing import publish_client
+
+    folder = tempfile.mkdtemp(prefix="bridge-preview-")
+    outcome = publish_client(env.store, env.config, env.config.client(client), _target(env, folder), _renderer(),
+                             record=False)
+    click.echo(outcome.url.removeprefix("file://") if outcome.url else folder)
+
+
+# --- portal access: passphrases, IP policy, audit (bridge/passphrase.py, ip_policy.py, audit.py) ---
+
+
+@cli.command()
+@click.argument("client")
+@click.option("--rotate", is_flag=True, help="Generate a new passphrase, store it and print it once.")
+@click.option("--show", is_flag=True, help="Print the stored passphrase (the reading is audited).")
+@pass_env
+@handle_errors
+def passphrase(env: Env, client: str, rotate: bool, show: bool) -> None:
+    """Create, rotate or show CLIENT's portal passphrase.
+
+    A client with `passphrase = true` gets a portal encrypted under it; the page asks for
+    it and decrypts in the browser. Send the passphrase by another channel than the link
+    (a phone call, a different message). Rotating does not change the page already
+    published: publish again for the new passphrase to take effect. Without options,
+    tells whether a passphrase is set.
+
+    \b
+    Example:
+      bridge passphrase acme --rotate
+      bridge publish --client acme
+    """
+    from bridge.audit import events
+    from bridge.passphrase import get_passphrase, rotate_passphrase, show_passphrase
+
+    cfg = env.config.client(client)
+    if rotate:
+        value = rotate_passphrase(env.store, cfg.key)
+        click.echo(value)
+        click.echo(f"{cfg.key}: new passphrase stored. Deliver it separately from the link, then publish "
+                   f"(`bridge publish --client {cfg.key}`) for it to take effect.", err=True)
+        if not cfg.passphrase:
+            click.echo(f"{cfg.key}: note: passphrase = true is not set for this client, so its portal "
+                       "is not encrypted yet.", err=True)
+    elif show:
+        value = show_passphrase(env.store, cfg.key)
+        if value is None:
+            raise click.ClickException(f"{cfg.key} has no passphrase; create one with --rotate")
+        click.echo(value)
+    else:
+        rotated = [e for e in events(env.store, client_key=cfg.key) if e.action == "passphrase_rotated"]
+        state = "set" if get_passphrase(env.store, cfg.key) else "not set"
+        when = f", last rotated {rotated[-1].at:%Y-%m-%d %H:%M} UTC" if rotated else ""
+        click.echo(f"{cfg.key}: passphrase {state}{when}; protection is {'on' if cfg.passphrase else 'off'} in config")
+
+
+def _s3_client(region: str | None, endpoint_url: str | None) -> Any:
+    import boto3
+
+    return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
+
+
+@cli.command()
+@click.option("--print", "print_", is_flag=True, help="Print our statements as a policy document (the default).")
+@click.option("--apply", "apply_", is_flag=True, help="Merge them into the bucket's policy, keeping other statements.")
+@pass_env
+@handle_errors
+def policy(env: Env, print_: bool, apply_: bool) -> None:
+    """Show or apply the bucket policy that enforces clients' `allow_ips` on S3 links.
+
+    Each client with allow_ips gets one Deny statement on its own folder only: presigned
+    links from other addresses are refused. Apply it again after a client's token
+    changes (first publish, `bridge revoke`) or its allow_ips change. Statements of other
+    tools in the policy are kept; ours are replaced by Sid.
+
+    \b
+    Example:
+      bridge policy --print
+      bridge policy --apply
+    """
+    import json as _json
+
+    from bridge.ip_policy import apply_policy, bucket_policy, current_tokens
+    from publishers.s3 import parse_target
+
+    pub = env.config.publish
+    bucket, prefix = parse_target(pub.target)
+    tokens = current_tokens(env.store)
+    for c in env.config.clients:
+        if c.allow_ips and c.key not in tokens:
+            click.echo(f"{c.key}: has allow_ips but no token yet; publish it, then apply the policy", err=True)
+    doc = bucket_policy(env.config, bucket, prefix, tokens)
+    if pub.cloudfront_domain and doc["Statement"]:
+        click.echo("note: links go through CloudFront, whose signed URLs carry the IP condition themselves; "
+                   "this policy guards direct S3 links.", err=True)
+    if not apply_:
+        click.echo(_json.dumps(doc, indent=2))
+        return
+    changed = apply_policy(_s3_client(pub.region, pub.endpoint_url), bucket, doc)
+    click.echo(f"s3://{bucket}: policy {'updated' if changed else 'already up to date'} "
+               f"({len(doc['Statement'])} client statement(s))")
+
+
+@cli.command()
+@click.option("--client", "client", help="Only this client's events.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]),
+              help="Only events at or after this date (agency time zone).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines, one event per line.")
+@click.option("--ingest", is_flag=True, help="First read new access-log objects from [audit] log_bucket.")
+@pass_env
+@handle_errors
+def audit(env: Env, client: str | None, since: Any, as_json: bool, ingest: bool) -> None:
+    """List the audit trail: portal requests from the access logs and the bridge's own actions.
+
+    Portal requests (action `access`) come from S3 server access logs or CloudFront
+    standard logs, read with --ingest from the bucket and prefix in [audit]. AWS delivers
+    those logs with a delay of minutes to hours, and only if logging is switched on.
+    `link_valid` is false for refused requests (expired, revoked or outside allow_ips).
+
+    \b
+    Example:
+      bridge audit --ingest --client acme --since 2025-03-01
+    """
+    import json as _json
+
+    from bridge import audit as trail
+
+    if client:
+        env.config.client(client)
+    if ingest:
+        acfg = env.config.audit
+        if not acfg.log_bucket:
+            raise click.ClickException("--ingest needs [audit] log_bucket (and log_prefix, format) in the config")
+        stats = trail.ingest(env.store, _s3_client(acfg.region, acfg.endpoint_url), acfg.log_bucket,
+                             acfg.log_prefix, acfg.format)
+        click.echo(f"ingested {stats.log_objects} log object(s) ({stats.skipped_objects} already read): "
+                   f"{stats.events} request(s), {stats.malformed} malformed line(s) skipped, "
+                   f"{stats.unattributed} not for a portal", err=True)
+    start = None
+    if since is not None:
+        import datetime as _dt
+
+        start = since.replace(tzinfo=env.config.agency.zone).astimezone(_dt.timezone.utc)
+    for ev in trail.events(env.store, client_key=client, since=start):
+        click.echo(_json.dumps(trail.event_dict(ev), sort_keys=True) if as_json else trail.event_line(ev))

@@ -175,6 +175,7 @@ class ClientConfig(_Model):
     alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
+    idle_minutes: int = Field(30, ge=1, description="A passphrase-protected portal locks itself after this long without input.")
 
     @field_validator("key")
     @classmethod
@@ -208,6 +209,7 @@ class PublishConfig(_Model):
     cloudfront_private_key_file: str | None = None
     cloudfront_private_key_env: str | None = None
     refresh_before: str = Field("1d", description="Re-sign links this long before they expire.")
+    retry_mode: Literal["standard", "adaptive"] = Field("standard", description="botocore retry mode for S3 throttling and 5xx.")
 
 
 class SmtpConfig(_Model):
@@ -224,6 +226,16 @@ class AlertsConfig(_Model):
     email: bool = True
 
 
+class AuditConfig(_Model):
+    """Where S3 server access logs or CloudFront standard logs are delivered, for `bridge audit --ingest`."""
+
+    log_bucket: str | None = Field(None, description="Bucket receiving the access logs.")
+    log_prefix: str = Field("", description="Key prefix of the log objects, e.g. 'logs/portals/'.")
+    format: Literal["s3", "cloudfront"] = Field("s3", description="S3 server access logs or CloudFront standard logs.")
+    region: str | None = None
+    endpoint_url: str | None = Field(None, description="For S3-compatible stores.")
+
+
 class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     agency: AgencyConfig = Field(default_factory=AgencyConfig)
@@ -232,6 +244,7 @@ class Config(_Model):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
     stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
 
     path: Path | None = Field(None, exclude=True)

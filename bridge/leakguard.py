@@ -18,6 +18,7 @@ False positives stop a publish, so the list is kept honest:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import gzip
 import html
@@ -182,7 +183,7 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
         v = hv.value.strip()
         if not v or (hv.kind == "text" and len(v) < MIN_TEXT):
             continue
-        if hv.kind == "text" and v.casefold() in own_text:
+        if hv.kind in ("text", "email") and v.casefold() in own_text:  # e.g. the agency contact
             continue
         if hv.kind == "number" and v in shown_numbers:
             continue
@@ -234,7 +235,14 @@ def _texts(f: "RenderedFile") -> Iterator[str]:
         yield from _pdf_texts(data)
         yield data.decode("latin-1")
         return
-    yield data.decode("utf-8", "replace")
+    text = data.decode("utf-8-sig", "replace")
+    yield text
+    if name.endswith(".csv") or f.content_type.startswith("text/csv"):
+        # one cell per line, so "…,150.00" reads as a number and not as "1,150.00"
+        try:
+            yield "\n".join(cell for row in csv.reader(io.StringIO(text)) for cell in row)
+        except csv.Error:
+            pass
 
 
 def _pdf_texts(data: bytes) -> Iterator[str]:

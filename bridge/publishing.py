@@ -43,7 +43,7 @@ from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
-RenderFn = Callable[..., Sequence[RenderedFile]]  # render(view, link=LinkFn) -> files
+RenderFn = Callable[..., Sequence[RenderedFile]]  # render(view, link=LinkFn[, token=str]) -> files
 ViewFn = Callable[[ClientConfig], Any]  # client -> PortalView (redacted)
 GuardFn = Callable[[ClientConfig, Any, Sequence[RenderedFile]], None]  # raises LeakError
 
@@ -209,7 +209,7 @@ def publish_client(
     bound = target.bind(signed_at=signed_at, expires_in=expires_in, allow_ips=client.allow_ips)
 
     view = build_view(client)
-    files = list(render(view, link=_scoped_link(bound.link, token)))
+    files = list(_render(render, view, _scoped_link(bound.link, token), token))
     if not any(f.path == "index.html" for f in files):
         raise PublishError(f"client {client.key!r}: the renderer produced no index.html")
     guard(client, view, files)
@@ -224,7 +224,8 @@ def publish_client(
         link_row.data_as_of = _view_attr(view, "data_as_of") or now
         snap = _view_attr(view, "snapshot")
         if snap is not None:
-            link_row.snapshot = snap if isinstance(snap, str) else json.dumps(snap, default=str, sort_keys=True)
+            # views.Snapshot renders itself as JSON via str(); plain dicts/lists are dumped
+            link_row.snapshot = json.dumps(snap, sort_keys=True) if isinstance(snap, (dict, list)) else str(snap)
         _save_link(store, link_row)
         audit(store, client.key, "publish", now=now, detail={
             "uploaded": len(result.uploaded), "deleted": len(result.deleted), "unchanged": len(result.unchanged)})
@@ -235,6 +236,13 @@ def publish_client(
         uploaded=len(result.uploaded), deleted=len(result.deleted), unchanged=len(result.unchanged),
         link_issued=issued,
     )
+
+
+def _render(render: RenderFn, view: Any, link: LinkFn, token: str) -> Sequence[RenderedFile]:
+    """render_portal(view, link, token); a renderer that takes no token gets none."""
+    if "token" in inspect.signature(render).parameters:
+        return render(view, link=link, token=token)
+    return render(view, link=link)
 
 
 def _scoped_link(link: LinkFn, token: str) -> LinkFn:

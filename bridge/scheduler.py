@@ -84,6 +84,17 @@ class RunContext:
     jobs: Jobs
 
 
+class _QuietOverlap(logging.Filter):
+    """A sync that outlasts its interval is expected (max_instances=1 skips the overlap);
+    APScheduler reports each skip as a warning, which would flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_QuietOverlap())
+logging.getLogger("apscheduler.executors.default").addFilter(_QuietOverlap())
+
 _contexts: dict[str, RunContext] = {}
 _contexts_guard = threading.Lock()
 # Set by the composition root: builds the context of a config path a job names when this
@@ -243,7 +254,11 @@ def job_specs(config: Config, config_path: str) -> list[JobSpec]:
     if config.clients:
         before = parse_duration(config.publish.refresh_before)
         every = min(max(before / 4, LINK_CHECK_MIN), LINK_CHECK_MAX)
-        specs.append(JobSpec("links:refresh", refresh_links_job, IntervalTrigger(seconds=int(every.total_seconds()), timezone=zone), (config_path,), None))
+        # start_now=False: the start-up publish covers the first round
+        specs.append(JobSpec(
+            "links:refresh", refresh_links_job, IntervalTrigger(seconds=int(every.total_seconds()), timezone=zone),
+            (config_path,), None, start_now=False,
+        ))
     return specs
 
 

@@ -338,26 +338,29 @@ def _reconcile(
 ) -> None:
     source = connector.name
     today = ctx.today or now().astimezone(ctx.tz).date()
+    overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
     for res in connector.resources.values():
         if res.parent:
             continue
-        # Deletion feeds (Productive's activities) first: cheap and exact.
+        checked_at = now()
+        # Deletion feeds (Productive's activities, FreshBooks' vis_state) first: cheap and
+        # exact. Asked from the last check minus the overlap, so nothing falls between.
         cur = store.cursor(source, res.name)
-        deleted = list(connector.deleted_ids(res.name, cur.reconciled_at if cur else None))
+        since = cur.reconciled_at - overlap if cur is not None and cur.reconciled_at is not None and not full else None
+        deleted = list(connector.deleted_ids(res.name, since))
         if deleted:
             n, clients = store.delete_ids(source, res.model, deleted)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}
-        if res.reconcile is None:
-            continue
-        window = None
-        if res.reconcile == "window" and not full:
-            window = today - dt.timedelta(days=source_cfg.reconcile_days)
-        present = set(connector.ids(res.name, window))
-        n, clients = store.reconcile(source, res.model, present, window)
-        report.deleted += n
-        report.changed_clients |= {(source, c) for c in clients}
-        store.mark_reconciled(source, res.name, now())
+        if res.reconcile is not None:
+            window = None
+            if res.reconcile == "window" and not full:
+                window = today - dt.timedelta(days=source_cfg.reconcile_days)
+            present = set(connector.ids(res.name, window))
+            n, clients = store.reconcile(source, res.model, present, window)
+            report.deleted += n
+            report.changed_clients |= {(source, c) for c in clients}
+        store.mark_reconciled(source, res.name, checked_at)
 
 
 ConnectorFactory = Callable[[SourceConfig], Connector]

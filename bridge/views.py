@@ -516,6 +516,7 @@ def assemble_view(
     metrics_rows = [p.metric for p in published]
 
     # 2. timesheet rows (built in both view modes: they feed the snapshot too)
+    weekly = client_cfg.visibility.view == "weekly"
     sheet: list[TimesheetRow] = []
     snap: dict[str, str] = {}
     for p in published:
@@ -528,21 +529,23 @@ def assemble_view(
             is_running=p.row.is_running, rate=rate, amount=amount,
         )
         sheet.append(r)
+        # only what the client can see counts as a change: descriptions are not shown weekly
         snap[entry_key(p.row.source, p.row.source_id)] = fingerprint(
-            r.spent_date, r.person, r.project, r.task, r.description, r.hours, r.is_billable,
-            r.amount.amount if r.amount else None,
+            r.spent_date, r.person, r.project, r.task, None if weekly else r.description, r.hours,
+            r.is_billable, r.amount.amount if r.amount else None,
         )
-    weekly = client_cfg.visibility.view == "weekly"
 
     # 3. projects
     projects: list[ProjectView] = []
+    by_project: dict[str, list[m.Entry]] = {}
+    for x in metrics_rows:
+        by_project.setdefault(x.project, []).append(x)
     visible_projects = sorted(
-        (p for p in rows.projects if p.is_active or any(x.metric.project == f"{p.source}:{p.source_id}" for x in published)),
+        (p for p in rows.projects if p.is_active or f"{p.source}:{p.source_id}" in by_project),
         key=lambda p: (p.name.casefold(), p.source, p.source_id),
     )
     for i, proj in enumerate(visible_projects, start=1):
-        pkey = f"{proj.source}:{proj.source_id}"
-        pe = [x for x in metrics_rows if x.project == pkey]
+        pe = by_project.get(f"{proj.source}:{proj.source_id}", [])
         projects.append(_project_view(i, proj, pe, project_currency(proj), client_cfg, today, ws))
 
     # 4. people, totals, unbilled, invoices

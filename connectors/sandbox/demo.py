@@ -40,7 +40,7 @@ def client_id(provider: str, agency_client_id: int) -> str:
 
 
 def _slug(name: str) -> str:
-    name = unicodedata.normalize("NFKD", name)
+    name = "".join(ch for ch in unicodedata.normalize("NFKD", name) if not unicodedata.combining(ch))
     out = "".join(ch.lower() if ch.isascii() and ch.isalnum() else "-" for ch in name)
     return "-".join(p for p in out.split("-") if p)[:40] or "client"
 

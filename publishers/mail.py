@@ -1,0 +1,133 @@
+"""E-mail: a generic sender (invitations, alerts) and the portal invitation itself.
+
+SMTP host, port and security (none, STARTTLS, implicit TLS) come from `[smtp]`; the user
+name and password come from the environment variables it names, never from the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import os
+import smtplib
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from bridge.config import ClientConfig, Config, SmtpConfig
+from bridge.errors import ConfigError, PublishError
+
+
+def build_message(smtp: SmtpConfig, to: Sequence[str], subject: str, text: str, html_body: str | None = None,
+                  *, reply_to: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = smtp.sender
+    msg["To"] = ", ".join(to)
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=smtp.sender.rsplit("@", 1)[-1].strip("> ") or None)
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg.set_content(text)
+    if html_body is not None:
+        msg.add_alternative(html_body, subtype="html")
+    return msg
+
+
+def _credentials(smtp: SmtpConfig) -> tuple[str, str] | None:
+    if not smtp.user_env:
+        return None
+    user = os.environ.get(smtp.user_env, "")
+    password = os.environ.get(smtp.password_env, "") if smtp.password_env else ""
+    if not user or (smtp.password_env and not password):
+        missing = smtp.user_env if not user else smtp.password_env
+        raise ConfigError(f"smtp: environment variable {missing} is not set or empty")
+    return user, password
+
+
+def send_message(smtp: SmtpConfig, msg: EmailMessage, *, timeout: float = 30.0) -> None:
+    """Deliver one message; errors name the server, never the credentials."""
+    creds = _credentials(smtp)
+    context = ssl.create_default_context()
+    try:
+        if smtp.security == "tls":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        else:
+            conn = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+        with conn:
+            if smtp.security == "starttls":
+                conn.starttls(context=context)
+            if creds:
+                conn.login(*creds)
+            conn.send_message(msg)
+    except smtplib.SMTPAuthenticationError:
+        raise PublishError(f"SMTP server {smtp.host}:{smtp.port} refused the login (check {smtp.user_env})") from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise PublishError(f"sending mail through {smtp.host}:{smtp.port} failed: {exc.__class__.__name__}") from None
+
+
+def send_mail(smtp: SmtpConfig, to: Sequence[str], subject: str, text: str, html_body: str | None = None) -> EmailMessage:
+    """Build and send a plain-text (+ optional HTML) message; returns what was sent."""
+    msg = build_message(smtp, to, subject, text, html_body)
+    send_message(smtp, msg)
+    return msg
+
+
+# --- the invitation ------------------------------------------------------------------------
+
+
+def portal_contents(client: ClientConfig) -> list[str]:
+    """What this client's portal shows, in plain words, from its visibility settings."""
+    v = client.visibility
+    items = ["hours worked on your projects, by week and by project",
+             "budget used and remaining, with a projection of when it runs out"]
+    if v.descriptions != "hidden":
+        items.append("what the time was spent on" + (" (summarised)" if v.descriptions == "summary" else ""))
+    if v.rates == "shown":
+        items.append("rates and amounts")
+    if v.invoices == "shown":
+        items.append("invoices and what is still due")
+    items.append("downloads of the same figures as CSV, Excel and PDF")
+    return items
+
+
+def _when(at: dt.datetime | None, config: Config) -> str:
+    if at is None:
+        return "does not expire"
+    local = at.astimezone(config.agency.zone)
+    return f"is valid until {local:%A %d %B %Y, %H:%M} ({config.agency.timezone})"
+
+
+def invitation(config: Config, client: ClientConfig, url: str, expires_at: dt.datetime | None, to: str) -> EmailMessage:
+    """The invitation mail: link, expiry, what the portal shows, and whom to ask."""
+    agency = config.agency
+    contact = agency.contact or agency.email or agency.name
+    subject = f"Your project portal from {agency.name}"
+    shows = portal_contents(client)
+    text = "\n".join([
+        "Hello,",
+        "",
+        f"{agency.name} has set up a private portal for {client.name}. Open it here:",
+        "",
+        url,
+        "",
+        f"This link {_when(expires_at, config)}. Please don't forward it: anyone with the link can open the portal.",
+        "",
+        "The portal shows:",
+        *[f"  - {item}" for item in shows],
+        "",
+        f"Questions? Ask {contact}.",
+        "",
+        f"-- {agency.name}",
+    ])
+    e = html.escape
+    html_body = (
+        "<!doctype html><html><body style=\"font-family:sans-serif\">"
+        f"<p>Hello,</p><p>{e(agency.name)} has set up a private portal for {e(client.name)}.</p>"
+        f"<p><a href=\"{e(url, quote=True)}\">Open your portal</a></p>"
+        f"<p>This link {e(_when(expires_at, config))}. Please don't forward it: anyone with the link can open the portal.</p>"
+        "<p>The portal shows:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in shows) + "</ul>"
+        f"<p>Questions? Ask {e(contact)}.</p><p>&mdash; {e(agency.name)}</p></body></html>"
+    )
+    return build_message(config.smtp, [to], subject, text, html_body, reply_to=agency.email)

@@ -1,0 +1,447 @@
+"""Render one client's PortalView into the files of its portal, in memory.
+
+`render_portal(view, link, token)` returns index.html (inline CSS, inline SVG, a small
+inline filter script, no other request) and the exports timesheet.csv, timesheet.xlsx and
+report.pdf. File paths are fixed names: nothing of the client's name or of any secret is in
+a path; the human file name travels separately as `RenderedFile.download_name`.
+
+Only the PortalView reaches this module (DESIGN.md dependency rules), so a template cannot
+show what redaction removed. Text is escaped by jinja2's autoescape; the JSON island that
+drives the filters is escaped separately (`json_island`) so no string can close the
+<script> element.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+import jinja2
+from markupsafe import Markup
+
+from bridge.publisher import LinkFn, RenderedFile
+from bridge.views import BudgetView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
+from publishers import charts
+from publishers.exports.csv import timesheet_csv
+from publishers.exports.model import Cell, Column, Report, Table
+from publishers.exports.pdf import report_pdf
+from publishers.exports.xlsx import workbook_xlsx
+
+INDEX, CSV, XLSX, PDF = "index.html", "timesheet.csv", "timesheet.xlsx", "report.pdf"
+DEFAULT_ACCENT = "#1f5fbf"
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "JPY": "¥", "INR": "₹"}
+_SAFE_LOGO = re.compile(r"^(data:image/(png|jpeg|gif|webp|svg\+xml)(;base64)?,|https://)", re.I)
+
+
+# --- formatting ------------------------------------------------------------------------
+
+
+def fmt_hours(h: Decimal | float | None, places: int = 2) -> str:
+    if h is None:
+        return ""
+    return f"{Decimal(h):,.{places}f}"
+
+
+def fmt_money(amount: Decimal | float | None, currency: str | None) -> str:
+    if amount is None:
+        return ""
+    a = Decimal(amount)
+    sign = "−" if a < 0 else ""  # a real minus sign reads better than a hyphen
+    sym = _SYMBOLS.get(currency or "")
+    body = f"{abs(a):,.0f}" if currency == "JPY" else f"{abs(a):,.2f}"
+    if sym:
+        return f"{sign}{sym}{body}"
+    return f"{sign}{body} {currency}" if currency else f"{sign}{body}"
+
+
+def fmt_date(d: dt.date | None) -> str:
+    return "" if d is None else f"{d.day} {d.strftime('%b %Y')}"
+
+
+def fmt_short_date(d: dt.date | None) -> str:
+    return "" if d is None else f"{d.day} {d.strftime('%b')}"
+
+
+def fmt_datetime(t: dt.datetime | None) -> str:
+    """As the view gives it: views.py decides the zone, we print its name."""
+    if t is None:
+        return "not yet synced"
+    zone = t.tzname() or ""
+    return f"{t.day} {t.strftime('%b %Y, %H:%M')} {zone}".strip()
+
+
+def fmt_budget(value: Decimal, budget: BudgetView, places: int = 1) -> str:
+    if budget.kind == "money":
+        return fmt_money(value, budget.currency)
+    return f"{fmt_hours(value, places)} h"
+
+
+# --- colour ----------------------------------------------------------------------------
+
+
+def _luminance(hex_colour: str) -> float:
+    def chan(c: int) -> float:
+        s = c / 255
+        return s / 12.92 if s <= 0.03928 else ((s + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * chan(r) + 0.7152 * chan(g) + 0.0722 * chan(b)
+
+
+def contrast(a: str, b: str) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def accessible_accent(colour: str, background: str = "#ffffff", ratio: float = 4.5) -> str:
+    """The agency colour, darkened just enough for AA text contrast on `background`."""
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", colour or ""):
+        colour = DEFAULT_ACCENT
+    colour = colour.lower()
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    for step in range(0, 101):
+        k = 1 - step / 100
+        c = f"#{int(r * k):02x}{int(g * k):02x}{int(b * k):02x}"
+        if contrast(c, background) >= ratio:
+            return c
+    return "#000000"
+
+
+def tint(colour: str, amount: float) -> str:
+    """Mix with white: soft backgrounds in the agency's hue."""
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    mix = [round(c + (255 - c) * amount) for c in (r, g, b)]
+    return "#" + "".join(f"{c:02x}" for c in mix)
+
+
+# --- the JSON island -------------------------------------------------------------------
+
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_JSON_ESCAPE_RE = re.compile("[<>&\u2028\u2029]")
+
+
+def json_island(data: object) -> Markup:
+    """JSON safe inside <script type="application/json">: no `<`, `>` or `&` survives,
+    so `</script>` or `<!--` in a name cannot end the element; U+2028/9 are escaped for
+    older JavaScript parsers."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return Markup(_JSON_ESCAPE_RE.sub(lambda m: _JSON_ESCAPES[m.group()], text))
+
+
+def _indexer(values: Iterable[str | None]) -> tuple[list[str], Callable[[str | None], int]]:
+    names = sorted({v or "" for v in values}, key=str.casefold)
+    index = {n: i for i, n in enumerate(names)}
+    return names, lambda v: index[v or ""]
+
+
+def _centi(h: Decimal) -> int:
+    # integer hundredths of an hour: the browser sums them exactly
+    return int((Decimal(h) * 100).to_integral_value())
+
+
+def timesheet_rows(view: PortalView) -> list[TimesheetRow]:
+    """Entries newest first, the order of the page, the island and every export."""
+    return sorted(view.timesheet, key=lambda r: (r.spent_date, r.person, r.project), reverse=True)
+
+
+def weekly_rows(view: PortalView) -> list[WeeklySummaryRow]:
+    return sorted(view.weekly_summaries, key=lambda r: (r.week_start, r.person, r.project, r.task or ""), reverse=True)
+
+
+def timesheet_data(view: PortalView) -> dict[str, object]:
+    """Compact rows for the filter script: arrays, short keys, names as indexes."""
+    weekly = view.policy.view == "weekly"
+    entries, summaries = timesheet_rows(view), weekly_rows(view)
+    rows = summaries if weekly else entries
+    people, pi = _indexer(r.person for r in rows)
+    projects, ji = _indexer(r.project for r in rows)
+    tasks, ti = _indexer(r.task for r in rows)
+    if weekly:
+        days = [r.week_start for r in summaries]
+    else:
+        days = [r.spent_date for r in entries]
+    d0 = min(days) if days else view.today
+    data: dict[str, object] = {
+        "mode": "weekly" if weekly else "entries",
+        "d0": d0.isoformat(),
+        "people": people,
+        "projects": projects,
+        "tasks": tasks,
+    }
+    if weekly:
+        # [week offset, last day offset, person, project, task, hours, billable hours] (hours in 1/100)
+        data["rows"] = [
+            [(r.week_start - d0).days, (r.week_end - d0).days, pi(r.person), ji(r.project), ti(r.task),
+             _centi(r.hours), _centi(r.billable_hours)]
+            for r in summaries
+        ]
+    else:
+        # [day offset, person, project, task, hours in 1/100, billable 0/1]
+        data["rows"] = [
+            [(r.spent_date - d0).days, pi(r.person), ji(r.project), ti(r.task), _centi(r.hours), int(r.is_billable)]
+            for r in entries
+        ]
+    return data
+
+
+# --- exports ---------------------------------------------------------------------------
+
+
+def download_name(view: PortalView, what: str, ext: str) -> str:
+    """"Acme Robotics - timesheet - 2025-03-20.csv": the name a person saves."""
+    day = (view.as_of or view.generated_at).date().isoformat()
+    client = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]+', " ", view.client_name).strip() or "Portal"
+    return f"{client[:80]} - {what} - {day}.{ext}"
+
+
+def _currency_of(view: PortalView) -> str | None:
+    currencies = {t.currency for t in view.totals}
+    return currencies.pop() if len(currencies) == 1 else None
+
+
+def build_report(view: PortalView) -> Report:
+    """The exports' shared model: summary, timesheet (or weekly summaries), invoices."""
+    as_of = view.as_of or view.generated_at
+    summary_rows = []
+    for p in view.projects:
+        b = p.budget
+        if b is None:
+            status = {"none": "no budget", "not_visible": "budget not available"}.get(p.budget_status, "")
+            summary_rows.append((p.name, status, None, None, None, None, p.hours_to_date, p.hours_this_week))
+            continue
+        unit = "hours" if b.kind == "hours" else (b.currency or "")
+        period = "monthly" if b.period == "monthly" else "total"
+        summary_rows.append(
+            (p.name, f"{unit}, {period}", b.allocated, b.used, b.left, b.percent_consumed / 100, p.hours_to_date,
+             p.hours_this_week)
+        )
+    summary = Table(
+        "Summary",
+        # budget figures are numbers in each project's own unit, named in the Budget column
+        [Column("Project", "text", 3), Column("Budget", "text", 1.6), Column("Allocated", "hours", 1.1),
+         Column("Used", "hours", 1.1), Column("Left", "hours", 1.1), Column("Used %", "percent", 0.9),
+         Column("Hours to date", "hours", 1.2), Column("Hours this week", "hours", 1.2)],
+        summary_rows,
+        ["Total", None, None, None, None, None, view.total_hours, sum((p.hours_this_week for p in view.projects), Decimal(0))],
+    )
+
+    rates = view.policy.rates_shown
+    if view.policy.view == "weekly":
+        cols = [Column("Week starting", "date", 1.2), Column("Week ending", "date", 1.2), Column("Person", "text", 1.6),
+                Column("Project", "text", 2), Column("Task", "text", 1.8), Column("Hours", "hours", 1),
+                Column("Billable hours", "hours", 1.1)]
+        rows = [[r.week_start, r.week_end, r.person, r.project, r.task, r.hours, r.billable_hours]
+                for r in weekly_rows(view)]
+        totals: list[Cell] = ["Total", None, None, None, None, view.total_hours, view.billable_hours]
+        if rates:
+            cols.append(Column("Amount", "text", 1.6))
+            for row, r in zip(rows, weekly_rows(view)):
+                row.append("; ".join(fmt_money(m.amount, m.currency) for m in r.amounts))
+            totals.append(None)
+        name = "Weekly summary"
+    else:
+        entries = timesheet_rows(view)
+        described = view.policy.descriptions != "hidden"
+        billing = view.policy.non_billable_shown
+        cols = [Column("Date", "date", 1.1), Column("Person", "text", 1.5), Column("Project", "text", 1.7),
+                Column("Task", "text", 1.5)]
+        cols += [Column("Description", "text", 4.2)] if described else []
+        cols += [Column("Hours", "hours", 1)]
+        cols += [Column("Billable", "bool", 0.8)] if billing else []
+        rows = []
+        for r in entries:
+            row: list[Cell] = [r.spent_date, r.person, r.project, r.task]
+            row += [r.description] if described else []
+            row += [r.hours]
+            row += [r.is_billable] if billing else []
+            rows.append(row)
+        totals = ["Total"] + [None] * (len(cols) - 1)
+        totals[[c.title for c in cols].index("Hours")] = view.total_hours
+        if rates:
+            # each entry carries its own currency; amounts are only totalled within one
+            cols += [Column("Rate", "money", 1), Column("Amount", "money", 1.1), Column("Currency", "text", 0.8)]
+            for row, r in zip(rows, entries):
+                row += [r.rate.amount if r.rate else None, r.amount.amount if r.amount else None,
+                        (r.amount or r.rate).currency if (r.amount or r.rate) else None]
+            currencies = {(r.amount or r.rate).currency for r in entries if r.amount or r.rate}
+            one = next(iter(currencies)) if len(currencies) == 1 else None
+            totals += [None, sum((r.amount.amount for r in entries if r.amount), Decimal(0)) if one else None, one]
+        name = "Timesheet"
+    timesheet = Table(name, cols, rows, totals)
+
+    invoices = None
+    if view.policy.invoices_shown:
+        inv_rows = [[i.number or "", i.issue_date, i.due_date, i.status, i.currency, i.amount, i.due_amount]
+                    for i in view.invoices]
+        currencies = {i.currency for i in view.invoices}
+        one = len(currencies) == 1
+        invoices = Table(
+            "Invoices",
+            [Column("Number", "text", 1.4), Column("Issued", "date", 1.2), Column("Due", "date", 1.2),
+             Column("Status", "text", 1.1), Column("Currency", "text", 0.9), Column("Amount", "money", 1.3),
+             Column("Outstanding", "money", 1.3)],
+            inv_rows,
+            ["Total", None, None, None, next(iter(currencies)) if one else None,
+             sum((i.amount for i in view.invoices), Decimal(0)) if one else None,
+             sum((i.due_amount for i in view.invoices), Decimal(0)) if one else None],
+        )
+    facts = [("Hours to date", f"{fmt_hours(view.total_hours)} h"), ("Billable hours", f"{fmt_hours(view.billable_hours)} h")]
+    for p in view.projects:
+        if p.budget is not None:
+            facts.append((p.name, _left_sentence(p.budget)))
+    if view.unbilled.hours:
+        facts.append(("Not yet invoiced", f"{fmt_hours(view.unbilled.hours)} h"))
+    return Report(
+        agency=view.agency.name,
+        client=view.client_name,
+        as_of=as_of,
+        as_of_text=fmt_datetime(view.as_of),
+        summary=summary,
+        timesheet=timesheet,
+        invoices=invoices,
+        facts=facts,
+    )
+
+
+def _left_sentence(b: BudgetView) -> str:
+    if b.is_over_budget or b.left < 0:
+        s = f"{fmt_budget(-b.left, b)} over budget"
+    else:
+        s = f"{fmt_budget(b.left, b)} left of {fmt_budget(b.allocated, b)}"
+    if b.period == "monthly" and b.resets_on:
+        s += f"; resets {fmt_date(b.resets_on)}"
+    return s
+
+
+# --- the page --------------------------------------------------------------------------
+
+
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def isolate_bidi(value: object) -> object:
+    """Wrap text holding bidi controls in FSI…PDI, so a stray U+202E in a name reorders
+    only that name and not the sentence around it. Other values pass through untouched."""
+    if isinstance(value, str) and not isinstance(value, Markup) and _BIDI.search(value):
+        return "\u2068" + value + "\u2069"
+    return value
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("publishers", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=isolate_bidi,
+    )
+    env.filters.update(
+        hours=fmt_hours, money=fmt_money, date=fmt_date, short_date=fmt_short_date, datetime=fmt_datetime,
+        budget=fmt_budget,
+    )
+    env.globals.update(left_sentence=_left_sentence, zip=zip)
+    return env
+
+
+_ENV: jinja2.Environment | None = None
+
+
+def env() -> jinja2.Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = _env()
+    return _ENV
+
+
+def _burn_svg(p: ProjectView, accent: str) -> Markup:
+    chart = p.burn_chart
+    if not chart.cumulative:
+        return Markup("")
+    unit_fmt: Callable[[float], str]
+    if chart.unit == "money":
+        unit_fmt = lambda v: fmt_money(Decimal(str(v)), chart.currency).replace(".00", "")  # noqa: E731
+    else:
+        unit_fmt = lambda v: f"{charts.fmt_num(v)} h"  # noqa: E731
+    actual = [(pt.on, float(pt.value)) for pt in chart.cumulative]
+    projected = [(pt.on, float(pt.value)) for pt in chart.projection]
+    full_projection = projected[-1] if projected else None
+    projected = _clip_projection(projected, actual, p.ends_on)
+    last = actual[-1]
+    desc = f"Budget used rose to {unit_fmt(last[1])} by {fmt_date(last[0])}."
+    if chart.budget is not None:
+        desc += f" The budget is {unit_fmt(float(chart.budget))}."
+    if full_projection:
+        desc += f" At the current pace it reaches {unit_fmt(full_projection[1])} on {fmt_date(full_projection[0])}."
+    return charts.burn_chart(
+        charts.BurnSeries(actual, projected, float(chart.budget) if chart.budget is not None else None, unit_fmt),
+        title=f"Budget burn for {isolate_bidi(p.name)}",
+        desc=desc,
+        accent=accent,
+        chart_id=f"burn-{p.anchor}",
+    )
+
+
+def _clip_projection(
+    projected: list[charts.Point], actual: list[charts.Point], ends_on: dt.date | None
+) -> list[charts.Point]:
+    """Cut a projection that runs years ahead, so the weeks of real data stay readable;
+    the text alternative and the sentence under the chart still give the full date."""
+    if len(projected) < 2 or not actual:
+        return projected
+    first, last = actual[0][0], actual[-1][0]
+    span = max((last - first).days, 7)
+    horizon = max(last + dt.timedelta(days=2 * span), last + dt.timedelta(weeks=8), ends_on or last)
+    horizon = min(horizon, last + dt.timedelta(days=730))
+    (d0, v0), (d1, v1) = projected[0], projected[-1]
+    if d1 <= horizon or d1 <= d0:
+        return projected
+    frac = (horizon - d0).days / (d1 - d0).days
+    return [projected[0], (horizon, v0 + (v1 - v0) * frac)]
+
+
+def render_index(view: PortalView, link: LinkFn, token: str) -> str:
+    accent = accessible_accent(view.agency.accent_color)
+    logo = view.agency.logo_url if view.agency.logo_url and _SAFE_LOGO.match(view.agency.logo_url) else None
+    meters = {}
+    for p in view.projects:
+        if p.budget is not None:
+            b = p.budget
+            meters[p.anchor] = charts.meter(
+                float(b.percent_consumed) / 100, label=f"{b.percent_consumed}% of the budget used", accent=accent,
+                over=b.is_over_budget,
+            )
+    max_week = max((float(h.hours) for h in view.this_week_by_person), default=0.0)
+    return env().get_template("portal/index.html.j2").render(
+        view=view,
+        accent=accent,
+        accent_soft=tint(accent, 0.92),
+        logo=logo,
+        meters=meters,
+        burn_svgs={p.anchor: _burn_svg(p, accent) for p in view.projects},
+        max_week=max_week,
+        data=json_island(timesheet_data(view)),
+        entries=timesheet_rows(view),
+        summaries=weekly_rows(view),
+        links={"csv": link(token, CSV), "xlsx": link(token, XLSX), "pdf": link(token, PDF)},
+        weekly=view.policy.view == "weekly",
+        warnings=[p for p in view.projects if p.budget is not None and p.budget.level != "ok"],
+    )
+
+
+def render_portal(view: PortalView, link: LinkFn, token: str) -> list[RenderedFile]:
+    """Every file of one client's portal; exports first, index.html last (publish order)."""
+    report = build_report(view)
+    accent = accessible_accent(view.agency.accent_color)
+    return [
+        RenderedFile(CSV, timesheet_csv(report), "text/csv; charset=utf-8", download_name(view, "timesheet", "csv")),
+        RenderedFile(
+            XLSX, workbook_xlsx(report), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            download_name(view, "timesheet", "xlsx"),
+        ),
+        RenderedFile(PDF, report_pdf(report, accent=accent), "application/pdf", download_name(view, "report", "pdf")),
+        RenderedFile(INDEX, render_index(view, link, token).encode("utf-8"), "text/html; charset=utf-8"),
+    ]

@@ -1,0 +1,615 @@
+"""FreshBooks connector: normalizers on recorded payloads, OAuth rotation and wiring over respx."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import respx
+
+import connectors
+from bridge.config import SourceConfig
+from bridge.connector import Context
+from bridge.errors import AuthError, ConfigError, RecordError, RetryableSourceError, SourceError, StoreError
+from bridge.http import RateLimiter, RetryPolicy
+from bridge.store import Store
+from connectors.freshbooks import (
+    REFRESH_TOKEN,
+    RESOURCES,
+    FreshBooksConnector,
+    incremental_params,
+)
+from tests.conftest import fixture_json
+
+BASE = "https://api.freshbooks.com"
+TOKEN_URL = f"{BASE}/auth/oauth/token"
+ACCOUNT, BUSINESS = "Xk3Lm9", "7702134"
+BERLIN = ZoneInfo("Europe/Berlin")
+TODAY = dt.date(2025, 3, 20)
+CTX = Context(source="fb", tz=BERLIN, today=TODAY)
+UTC = dt.timezone.utc
+SECRET = "cs-0123456789-very-secret"
+FIRST_REFRESH = "rt-first-0123456789"
+
+
+def rows(name: str, key: str) -> list[dict[str, Any]]:
+    body = fixture_json("freshbooks", name)
+    for part in key.split("."):
+        body = body[part]
+    return copy.deepcopy(body)
+
+
+def one(name: str, key: str, id_: int, **overrides: Any) -> dict[str, Any]:
+    raw = next(r for r in rows(name, key) if r.get("id") == id_)
+    return {**raw, **overrides}
+
+
+def entry(id_: int = 419006, **kw: Any) -> dict[str, Any]:
+    everything = rows("time_entries_page1.json", "time_entries") + rows("time_entries_page2.json", "time_entries")
+    return {**next(r for r in everything if r["id"] == id_), **kw}
+
+
+def invoice(id_: int, **kw: Any) -> dict[str, Any]:
+    return one("invoices_page1.json", "response.result.invoices", id_, **kw)
+
+
+# --- normalizers --------------------------------------------------------------------------
+
+
+def test_client_name_currency_and_eastern_updated_stamp() -> None:
+    c = RESOURCES["clients"].normalize(one("clients_page1.json", "response.result.clients", 310501), CTX)
+    assert (c.source_id, c.name, c.currency, c.is_active) == ("310501", "Acme Robotics GmbH", "EUR", True)
+    # "2025-01-06 04:30:11" is Eastern standard time (UTC-5)
+    assert c.updated_at == dt.datetime(2025, 1, 6, 9, 30, 11, tzinfo=UTC)
+
+
+def test_eastern_stamps_follow_daylight_saving() -> None:
+    summer = one("clients_page1.json", "response.result.clients", 310504)  # "2024-06-30 11:20:00", EDT
+    assert RESOURCES["clients"].normalize(summer, CTX).updated_at == dt.datetime(2024, 6, 30, 15, 20, tzinfo=UTC)
+
+
+def test_client_without_organization_uses_contact_name() -> None:
+    raw = one("clients_page1.json", "response.result.clients", 310502, organization="")
+    assert RESOURCES["clients"].normalize(raw, CTX).name == "Maya Chen"
+
+
+@pytest.mark.parametrize("vis_state, active", [(0, True), (2, False)])
+def test_client_vis_state_archived_is_inactive(vis_state: int, active: bool) -> None:
+    raw = one("clients_page1.json", "response.result.clients", 310501, vis_state=vis_state)
+    assert RESOURCES["clients"].normalize(raw, CTX).is_active is active
+
+
+@pytest.mark.parametrize("resource, raw", [
+    ("clients", lambda: one("clients_page1.json", "response.result.clients", 310501, vis_state=1)),
+    ("invoices", lambda: invoice(120002, vis_state=1)),
+    ("payments", lambda: one("payments_page1.json", "response.result.payments", 990001, vis_state=1)),
+    ("tasks", lambda: one("tasks_page1.json", "services", 45001, vis_state=1)),
+])
+def test_deleted_rows_are_skipped_not_upserted_live(resource: str, raw: Any) -> None:
+    assert RESOURCES[resource].normalize(raw(), CTX) is None
+
+
+def test_project_hours_budget_is_seconds_and_rate_kept() -> None:
+    p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602001), CTX)
+    assert (p.budget_kind, p.budget_seconds, p.budget_money, p.budget_period) == ("hours", 720000, None, "total")
+    assert p.hourly_rate == Decimal("150.00") and p.billing_method == "project_rate"
+    assert p.client_source_id == "310501" and p.ends_on == dt.date(2025, 6, 30)
+    assert p.updated_at == dt.datetime(2025, 3, 5, 11, 2, 19, tzinfo=UTC)  # no "Z" on the wire: UTC
+
+
+def test_fixed_price_project_has_money_budget() -> None:
+    p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602003), CTX)
+    assert (p.budget_kind, p.budget_money, p.fee, p.budget_seconds) == ("money", Decimal("12000.00"), Decimal("12000.00"), None)
+
+
+def test_project_without_budget_and_completed_project() -> None:
+    p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602004, complete=True), CTX)
+    assert p.budget_kind is None and p.budget_seconds is None and p.is_active is False
+
+
+def test_internal_project_is_not_billable() -> None:
+    p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602004, internal=True), CTX)
+    assert p.is_billable is False
+    p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602004, internal=True, client_id=None), CTX)
+    assert p.client_source_id is None
+
+
+def test_person_is_keyed_by_identity_id_or_invite_uuid() -> None:
+    people = [RESOURCES["people"].normalize(r, CTX) for r in rows("users_page1.json", "response")]
+    by_name = {p.first_name: p for p in people}
+    assert by_name["Bob"].source_id == "880102" and by_name["Bob"].role == "Developer"
+    assert by_name["Dmitri"].is_active is False
+    assert by_name["Eva"].source_id == "uuid:7b0e2a54-3c55-4f0c-9a55-1b7c1f6a0105"
+
+
+def test_service_becomes_task() -> None:
+    t = RESOURCES["tasks"].normalize(one("tasks_page1.json", "services", 45004), CTX)
+    assert (t.source_id, t.name, t.is_billable_default) == ("45004", "Internal Meeting", False)
+
+
+def test_time_entry_seconds_ids_and_flags() -> None:
+    e = RESOURCES["time_entries"].normalize(entry(419004), CTX)
+    assert (e.seconds, e.spent_date, e.is_billable, e.is_invoiced, e.is_running) == (23400, dt.date(2025, 3, 3), True, True, False)
+    assert (e.client_source_id, e.project_source_id, e.task_source_id, e.person_source_id) == ("310501", "602001", "45002", "880102")
+    assert e.billable_rate is None  # FreshBooks keeps no rate on an entry
+
+
+def test_non_billable_entry_and_empty_note() -> None:
+    e = RESOURCES["time_entries"].normalize(entry(419006, billable=False, note="  "), CTX)
+    assert e.is_billable is False and e.notes is None
+
+
+def test_running_timer_is_running() -> None:
+    e = RESOURCES["time_entries"].normalize(entry(419009), CTX)
+    assert e.is_running is True and e.seconds == 0
+
+
+def test_stopped_unlogged_entry_is_not_running() -> None:
+    e = RESOURCES["time_entries"].normalize(entry(419009, timer={"id": 1, "is_running": False}), CTX)
+    assert e.is_running is False
+
+
+def test_spent_date_is_the_start_day_in_the_agency_zone() -> None:
+    late = entry(419006, started_at="2025-03-17T23:30:00Z")
+    assert RESOURCES["time_entries"].normalize(late, CTX).spent_date == dt.date(2025, 3, 18)  # 00:30 in Berlin
+    assert RESOURCES["time_entries"].normalize(late, Context("fb", ZoneInfo("UTC"))).spent_date == dt.date(2025, 3, 17)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"duration": "2h"}, "duration"),
+    ({"duration": -60}, "duration"),
+    ({"started_at": "2025-02-30T09:00:00Z"}, "started_at"),
+    ({"started_at": None}, "started_at"),
+])
+def test_bad_time_entries_raise_record_error(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(RecordError) as err:
+        RESOURCES["time_entries"].normalize(entry(419006, **change), CTX)
+    assert err.value.field == field
+
+
+def test_invoice_money_objects_become_decimals() -> None:
+    inv = RESOURCES["invoices"].normalize(invoice(120002), CTX)
+    assert (inv.amount, inv.due_amount, inv.currency) == (Decimal("1874.25"), Decimal("1874.25"), "EUR")
+    assert isinstance(inv.amount, Decimal)
+    assert (inv.number, inv.client_source_id, inv.issue_date, inv.due_date) == ("ACME-0002", "310501", dt.date(2025, 3, 5), dt.date(2025, 4, 4))
+
+
+@pytest.mark.parametrize("raw, today, status", [
+    (lambda: invoice(120004), TODAY, "draft"),
+    (lambda: invoice(120002), TODAY, "open"),
+    (lambda: invoice(120001), TODAY, "paid"),
+    (lambda: invoice(120003), TODAY, "overdue"),  # v3 "overdue", partly paid, past due
+    # partly paid, not yet due: partial, whether FreshBooks says "partial" or still "sent"
+    (lambda: invoice(120003, v3_status="partial", due_date="2025-04-30"), TODAY, "partial"),
+    (lambda: invoice(120003, v3_status="sent", due_date="2025-04-30"), TODAY, "partial"),
+    # sent and unpaid, but the due date passed since FreshBooks last computed its status
+    (lambda: invoice(120002, due_date="2025-03-01"), TODAY, "overdue"),
+    (lambda: invoice(120001, v3_status="autopaid"), TODAY, "paid"),
+    (lambda: invoice(120002, v3_status=None, payment_status="unpaid"), TODAY, "open"),
+])
+def test_invoice_statuses(raw: Any, today: dt.date, status: str) -> None:
+    assert RESOURCES["invoices"].normalize(raw(), Context("fb", BERLIN, today)).status == status
+
+
+def test_unknown_invoice_status_is_a_record_error() -> None:
+    with pytest.raises(RecordError):
+        RESOURCES["invoices"].normalize(invoice(120002, v3_status="teleported"), CTX)
+
+
+def test_payment() -> None:
+    p = RESOURCES["payments"].normalize(one("payments_page1.json", "response.result.payments", 990002), CTX)
+    assert (p.invoice_source_id, p.amount, p.currency, p.paid_date) == ("120003", Decimal("3500.00"), "USD", dt.date(2025, 2, 20))
+    assert p.updated_at == dt.datetime(2025, 2, 20, 15, 4, 41, tzinfo=UTC)
+
+
+def test_incremental_params_per_family() -> None:
+    since = dt.datetime(2025, 3, 10, 3, 0, tzinfo=UTC)  # 2025-03-09 23:00 in New York
+    assert incremental_params("time_entries", since) == {"updated_since": "2025-03-10T03:00:00"}
+    assert incremental_params("projects", since) == {"updated_since": "2025-03-10T03:00:00"}
+    # the Eastern date (the 9th) minus one day of overlap
+    assert incremental_params("invoices", since) == {"search[updated_min]": "2025-03-08"}
+    assert incremental_params("people", since) == {}
+    assert incremental_params("invoices", None) == {}
+
+
+# --- wiring over respx ------------------------------------------------------------------------
+
+
+class Recorder:
+    """A store wrapper that records when a secret is written, to check ordering against HTTP."""
+
+    def __init__(self, store: Store, events: list[str]) -> None:
+        self.store, self.events = store, events
+
+    def get_secret(self, source: str, name: str) -> str | None:
+        return self.store.get_secret(source, name)
+
+    def put_secret(self, source: str, name: str, value: str) -> None:
+        if name == REFRESH_TOKEN:
+            self.events.append(f"persist {value}")
+        self.store.put_secret(source, name, value)
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FB_CLIENT_ID", "client-id-1")
+    monkeypatch.setenv("FB_CLIENT_SECRET", SECRET)
+    monkeypatch.setenv("FB_REFRESH", FIRST_REFRESH)
+
+
+def source(**kw: Any) -> SourceConfig:
+    base = dict(
+        name="fb", kind="freshbooks", client_id_env="FB_CLIENT_ID", client_secret_env="FB_CLIENT_SECRET",
+        refresh_token_env="FB_REFRESH", account_id=ACCOUNT, business_id=BUSINESS,
+    )
+    return SourceConfig(**{**base, **kw})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def make(store: Any, clock: Clock | None = None, **kw: Any) -> FreshBooksConnector:
+    clock = clock or Clock()
+    return FreshBooksConnector(
+        kw.pop("source", None) or source(), store=store, tz=BERLIN, clock=clock, sleep=clock.sleep,
+        retry=RetryPolicy(attempts=4, sleep=clock.sleep), limiter=RateLimiter([]), **kw,
+    )
+
+
+def token_reply(n: int, expires_in: int = 43200) -> httpx.Response:
+    return httpx.Response(200, json={
+        "access_token": f"at-{n}-abcdef", "refresh_token": f"rt-{n}-abcdef", "token_type": "Bearer",
+        "expires_in": expires_in, "created_at": 1_700_000_000, "scope": "user:profile:read",
+    })
+
+
+class TokenServer:
+    """The token endpoint: issues at-N/rt-N, accepts each refresh token once."""
+
+    def __init__(self, events: list[str], first: str = FIRST_REFRESH, expires_in: int = 43200) -> None:
+        self.events, self.valid, self.n, self.expires_in = events, {first}, 0, expires_in
+        self.bodies: list[dict[str, Any]] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.bodies.append(body)
+        if body.get("refresh_token") not in self.valid:
+            self.events.append("token refused")
+            return httpx.Response(400, json={"error": "invalid_grant", "error_description": "The provided authorization grant is invalid"})
+        self.valid.discard(body["refresh_token"])
+        self.n += 1
+        self.valid.add(f"rt-{self.n}-abcdef")
+        self.events.append(f"token {self.n}")
+        return token_reply(self.n, self.expires_in)
+
+
+def auth_of(request: httpx.Request) -> str:
+    return request.headers.get("Authorization", "").removeprefix("Bearer ")
+
+
+def page_of(body: dict[str, Any], key: str, items: list[dict[str, Any]], page: int, pages: int) -> dict[str, Any]:
+    return {key: items, "meta": {"page": page, "pages": pages, "per_page": 100, "total": len(items)}}
+
+
+def test_registered_in_the_connector_registry() -> None:
+    assert connectors.CONNECTORS["freshbooks"] is FreshBooksConnector
+
+
+def test_time_entries_page_to_the_last_page_with_params(env: None, store: Store) -> None:
+    events: list[str] = []
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer(events))
+        route = mock.get(f"{BASE}/timetracking/business/{BUSINESS}/time_entries").mock(side_effect=[
+            httpx.Response(200, json=fixture_json("freshbooks", "time_entries_page1.json")),
+            httpx.Response(200, json=fixture_json("freshbooks", "time_entries_page2.json")),
+        ])
+        conn = make(store)
+        since = dt.datetime(2025, 2, 1, 8, 0, tzinfo=UTC)
+        pages = list(conn.pages("time_entries", since))
+    assert [len(p.items) for p in pages] == [6, 3]
+    assert pages[0].resume is not None and pages[-1].resume is None
+    params = [dict(c.request.url.params) for c in route.calls]
+    assert [p["page"] for p in params] == ["1", "2"]
+    assert all(p["per_page"] == "100" and p["team"] == "true" and p["include_unlogged"] == "true" for p in params)
+    assert all(p["updated_since"] == "2025-02-01T08:00:00" for p in params)
+    assert conn.requests == 2  # the token POST is not an API request
+
+
+def test_resume_token_continues_at_the_next_page(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/timetracking/business/{BUSINESS}/time_entries").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "time_entries_page2.json")))
+        first = list(make(store).pages("time_entries", None, resume=json.dumps({"page": 2})))
+    assert route.calls[0].request.url.params["page"] == "2" and len(first) == 1
+
+
+def test_accounting_lists_use_updated_min_and_the_result_envelope(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/accounting/account/{ACCOUNT}/invoices/invoices").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "invoices_page1.json")))
+        pages = list(make(store).pages("invoices", dt.datetime(2025, 3, 5, 12, 0, tzinfo=UTC)))
+    assert len(pages) == 1 and len(pages[0].items) == 4 and pages[0].resume is None
+    assert route.calls[0].request.url.params["search[updated_min]"] == "2025-03-04"
+
+
+def test_team_members_page_by_total_count(env: None, store: Store) -> None:
+    people = rows("users_page1.json", "response")
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/auth/api/v1/businesses/{BUSINESS}/team_members").mock(side_effect=[
+            httpx.Response(200, json={"response": people[:3], "meta": {"page": 1, "per_page": 3, "total": 5}}),
+            httpx.Response(200, json={"response": people[3:], "meta": {"page": 2, "per_page": 3, "total": 5}}),
+        ])
+        ids = list(make(store).ids("people", None))
+    assert len(route.calls) == 2
+    assert ids == ["880101", "880102", "880103", "880104", "uuid:7b0e2a54-3c55-4f0c-9a55-1b7c1f6a0105"]
+
+
+def test_ids_of_time_entries_cover_the_window(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/timetracking/business/{BUSINESS}/time_entries").mock(side_effect=[
+            httpx.Response(200, json=fixture_json("freshbooks", "time_entries_page1.json")),
+            httpx.Response(200, json=fixture_json("freshbooks", "time_entries_page2.json")),
+        ])
+        ids = list(make(store).ids("time_entries", dt.date(2025, 2, 1)))
+    assert len(ids) == 9 and "419001" in ids
+    params = route.calls[0].request.url.params
+    assert params["started_from"] == "2025-01-31T00:00:00" and "updated_since" not in params
+
+
+def test_deleted_ids_list_vis_state_1_for_accounting_only(env: None, store: Store) -> None:
+    gone = one("clients_page1.json", "response.result.clients", 310504, vis_state=1)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/accounting/account/{ACCOUNT}/users/clients").mock(return_value=httpx.Response(
+            200, json={"response": {"result": {"clients": [gone], "page": 1, "pages": 1, "per_page": 100, "total": 1}}}))
+        conn = make(store)
+        assert list(conn.deleted_ids("clients", dt.datetime(2025, 3, 1, tzinfo=UTC))) == ["310504"]
+        assert list(conn.deleted_ids("time_entries", None)) == []
+    params = route.calls[0].request.url.params
+    assert params["search[vis_state]"] == "1" and params["search[updated_min]"] == "2025-02-27"
+
+
+def test_tenant_ids_are_discovered_from_users_me(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        clients = mock.get(f"{BASE}/accounting/account/{ACCOUNT}/users/clients").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "clients_page1.json")))
+        projects = mock.get(f"{BASE}/projects/business/{BUSINESS}/projects").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "projects_page1.json")))
+        conn = make(store, source=source(account_id=None, business_id=None))
+        assert len(list(conn.pages("clients", None))[0].items) == 4
+        assert len(list(conn.pages("projects", None))[0].items) == 4
+    assert clients.called and projects.called and conn.requests == 3  # users/me once
+
+
+def test_several_businesses_need_business_id(env: None, store: Store) -> None:
+    me = fixture_json("freshbooks", "users_me.json")
+    other = copy.deepcopy(me["response"]["business_memberships"][0])
+    other["business"].update(id=999, account_id="Other1")
+    me["response"]["business_memberships"].append(other)
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=me))
+        with pytest.raises(ConfigError, match="business_id 999"):
+            make(store, source=source(account_id=None, business_id=None)).tenant()
+        assert make(store, source=source(account_id=None, business_id="999")).tenant().account_id == "Other1"
+
+
+def test_first_refresh_uses_env_token_and_persists_the_successor(env: None, store: Store) -> None:
+    events: list[str] = []
+    server = TokenServer(events)
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        make(store, source=source(redirect_uri="https://example.com/cb")).check()
+    assert server.bodies == [{
+        "grant_type": "refresh_token", "client_id": "client-id-1", "client_secret": SECRET,
+        "refresh_token": FIRST_REFRESH, "redirect_uri": "https://example.com/cb",
+    }]
+    assert store.get_secret("fb", REFRESH_TOKEN) == "rt-1-abcdef"
+
+
+def test_401_refreshes_persists_then_retries(env: None, store: Store) -> None:
+    events: list[str] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        token = auth_of(request)
+        events.append(f"GET with {token}")
+        if token == "at-1-abcdef":  # revoked early on the provider's side
+            return httpx.Response(401, json=fixture_json("freshbooks", "errors.json")["projects_401"]["body"])
+        return httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json"))
+
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer(events))
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        pages = list(make(Recorder(store, events)).pages("tasks", None))
+    assert len(pages[0].items) == 4
+    assert events == [
+        "token 1", "persist rt-1-abcdef", "GET with at-1-abcdef",
+        "token 2", "persist rt-2-abcdef", "GET with at-2-abcdef",
+    ]
+    assert store.get_secret("fb", REFRESH_TOKEN) == "rt-2-abcdef"
+
+
+def test_a_failed_persist_stops_before_the_new_access_token_is_used(env: None, store: Store) -> None:
+    class Broken(Recorder):
+        def put_secret(self, source: str, name: str, value: str) -> None:
+            if name == REFRESH_TOKEN:
+                raise StoreError("disk full")
+            super().put_secret(source, name, value)
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        api = mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        conn = make(Broken(store, []))
+        with pytest.raises(StoreError):
+            conn.check()
+        # nor on a later call: the unpersisted access token was never kept (the spent
+        # refresh token is all that is left, and the provider refuses it)
+        with pytest.raises(AuthError):
+            conn.check()
+    assert not api.called
+
+
+def test_expired_access_token_is_refreshed_before_the_next_request(env: None, store: Store) -> None:
+    events: list[str] = []
+    clock = Clock()
+
+    def api(request: httpx.Request) -> httpx.Response:
+        events.append(f"GET with {auth_of(request)}")
+        return httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json"))
+
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer(events, expires_in=3600))
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        conn = make(Recorder(store, events), clock)
+        list(conn.pages("tasks", None))
+        clock.now += 1800
+        list(conn.pages("tasks", None))  # still valid: no refresh
+        clock.now += 1800
+        list(conn.pages("tasks", None))
+    assert events == [
+        "token 1", "persist rt-1-abcdef", "GET with at-1-abcdef", "GET with at-1-abcdef",
+        "token 2", "persist rt-2-abcdef", "GET with at-2-abcdef",
+    ]
+
+
+def test_restarted_connector_uses_the_stored_token_not_the_spent_env_one(env: None, store: Store) -> None:
+    events: list[str] = []
+    server = TokenServer(events)
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        make(store).check()
+        make(store).check()  # a new process: the env var still holds the spent first token
+    assert [b["refresh_token"] for b in server.bodies] == [FIRST_REFRESH, "rt-1-abcdef"]
+    assert "token refused" not in events
+
+
+def test_a_new_env_token_after_reauthorizing_wins_over_the_stored_one(env: None, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.put_secret("fb", REFRESH_TOKEN, "rt-dead-stored")  # revoked at the provider
+    events: list[str] = []
+    server = TokenServer(events, first="rt-reauthorized-1")
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        monkeypatch.setenv("FB_REFRESH", "rt-reauthorized-1")
+        make(store).check()
+    assert [b["refresh_token"] for b in server.bodies] == ["rt-reauthorized-1"]
+    assert store.get_secret("fb", REFRESH_TOKEN) == "rt-1-abcdef"
+
+
+def test_refused_refresh_is_an_auth_error_with_advice_and_no_secrets(env: None, store: Store) -> None:
+    store.put_secret("fb", REFRESH_TOKEN, "rt-spent-0123456789")
+    store.put_secret("fb", "refresh_token_seed_sha256", hashlib.sha256(FIRST_REFRESH.encode()).hexdigest())
+    with respx.mock(assert_all_called=False) as mock:
+        token = mock.post(TOKEN_URL).mock(return_value=httpx.Response(400, json={
+            "error": "invalid_grant", "error_description": "The provided authorization grant is invalid"}))
+        api = mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200))
+        with pytest.raises(AuthError) as err:
+            make(store).check()
+    message = str(err.value)
+    assert "re-authorize" in message.lower() and "FB_REFRESH" in message
+    for secret in ("rt-spent-0123456789", FIRST_REFRESH, SECRET):
+        assert secret not in message
+    # each token tried once: the stored one, then the different one in the env var
+    assert [json.loads(c.request.content)["refresh_token"] for c in token.calls] == ["rt-spent-0123456789", FIRST_REFRESH]
+    assert not api.called
+
+
+def test_an_unspent_env_token_rescues_a_refused_stored_one(env: None, store: Store) -> None:
+    # a crash after recording the new env token as seen but before spending it
+    store.put_secret("fb", REFRESH_TOKEN, "rt-revoked-0123456789")
+    store.put_secret("fb", "refresh_token_seed_sha256", hashlib.sha256(FIRST_REFRESH.encode()).hexdigest())
+    server = TokenServer([])
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        make(store).check()
+    assert [b["refresh_token"] for b in server.bodies] == ["rt-revoked-0123456789", FIRST_REFRESH]
+    assert store.get_secret("fb", REFRESH_TOKEN) == "rt-1-abcdef"
+
+
+def test_bad_client_secret_names_the_variables(env: None, store: Store) -> None:
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(return_value=httpx.Response(401, json={"error": "invalid_client", "error_description": "Client authentication failed"}))
+        with pytest.raises(AuthError, match="FB_CLIENT_SECRET") as err:
+            make(store).check()
+    assert SECRET not in str(err.value)
+
+
+def test_token_post_connect_error_is_retried_but_a_read_timeout_is_not(env: None, store: Store) -> None:
+    with respx.mock() as mock:
+        route = mock.post(TOKEN_URL).mock(side_effect=[httpx.ConnectError("refused"), token_reply(1)])
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        make(store).check()
+        assert route.call_count == 2 and store.get_secret("fb", REFRESH_TOKEN) == "rt-1-abcdef"
+    store2_events: list[str] = []
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(TOKEN_URL).mock(side_effect=[httpx.ReadTimeout("slow"), token_reply(2)])
+        with pytest.raises(SourceError, match="stored refresh token") as err:
+            make(Recorder(store, store2_events)).check()
+        # the server may have spent the token: we do not resend it in this run
+        assert route.call_count == 1 and store2_events == []
+    assert not isinstance(err.value, RetryableSourceError)  # the API retry loop must not resend it
+
+
+def test_no_store_is_a_config_error(env: None) -> None:
+    with pytest.raises(ConfigError, match="store"):
+        make(None).check()
+
+
+@pytest.mark.parametrize("failure", [
+    httpx.Response(429, headers={"Retry-After": "7"}, json={"message": "Too Many Requests"}),
+    httpx.Response(503, json={"message": "Internal Server Error"}),
+    httpx.ReadTimeout("slow"),
+])
+def test_transient_api_failures_are_retried(env: None, store: Store, failure: Any) -> None:
+    clock = Clock()
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        route = mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=[
+            failure, httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json"))])
+        pages = list(make(store, clock).pages("tasks", None))
+    assert len(pages[0].items) == 4 and route.call_count == 2
+    if isinstance(failure, httpx.Response) and failure.status_code == 429:
+        assert 7 in clock.slept
+
+
+def test_403_is_an_auth_error_with_advice(env: None, store: Store) -> None:
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/accounting/account/{ACCOUNT}/users/clients").mock(
+            return_value=httpx.Response(403, json=fixture_json("freshbooks", "errors.json")["403_forbidden"]["body"]))
+        with pytest.raises(AuthError, match="re-authorize") as err:
+            list(make(store).pages("clients", None))
+    assert "at-1-abcdef" not in str(err.value)
+
+
+def test_missing_app_credentials_fail_before_any_request(env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FB_CLIENT_SECRET")
+    with respx.mock(assert_all_called=False) as mock, pytest.raises(ConfigError, match="FB_CLIENT_SECRET"):
+        make(None)
+    assert not mock.calls

@@ -1,0 +1,260 @@
+"""The portal in a real headless Chromium, driven over the DevTools protocol.
+
+Opens index.html from disk (file://), then checks: no console errors or exceptions, no
+request other than the page itself, the filters change the visible rows and the totals,
+and saves phone- and desktop-width screenshots under test-artifacts/ for a human look.
+Needs Debian's chromium (/usr/bin/chromium) and the websocket-client package.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from publishers.render import render_portal
+from tests.conftest import skip_or_fail
+from tests.publishers.factory import PEOPLE, make_view, link
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("BRIDGE_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-extensions", "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--remote-debugging-port=0", "--remote-allow-origins=*",
+]
+
+
+class Cdp:
+    """The smallest DevTools client that serves these tests: one page session, flat mode."""
+
+    def __init__(self, ws_url: str) -> None:
+        import websocket  # websocket-client
+
+        self.ws = websocket.create_connection(ws_url, timeout=20, suppress_origin=True)
+        self.ids = itertools.count(1)
+        self.events: list[dict[str, Any]] = []
+        self.session: str | None = None
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *, session: bool = True) -> dict[str, Any]:
+        msg_id = next(self.ids)
+        msg: dict[str, Any] = {"id": msg_id, "method": method, "params": params or {}}
+        if session and self.session:
+            msg["sessionId"] = self.session
+        self.ws.send(json.dumps(msg))
+        while True:
+            reply = json.loads(self.ws.recv())
+            if reply.get("id") == msg_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_for(self, method: str, timeout: float = 20) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen = len(self.events)
+        for e in self.events[:seen]:
+            if e.get("method") == method:
+                self.events.remove(e)
+                return e
+        while time.monotonic() < deadline:
+            e = json.loads(self.ws.recv())
+            if e.get("method") == method:
+                return e
+            self.events.append(e)
+        raise TimeoutError(method)
+
+    def eval(self, expression: str) -> Any:
+        r = self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        if "exceptionDetails" in r:
+            raise RuntimeError(r["exceptionDetails"])
+        return r["result"].get("value")
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        skip_or_fail(f"{CHROMIUM} is missing (apt-get install chromium)")
+    try:
+        import websocket  # noqa: F401
+    except ImportError:
+        skip_or_fail("the websocket-client package is not installed")
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    proc = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = profile / "DevToolsActivePort"
+    deadline = time.monotonic() + 30
+    while not port_file.exists() or len(port_file.read_text().splitlines()) < 2:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("chromium did not start its DevTools endpoint")
+        time.sleep(0.05)
+    port, path = port_file.read_text().splitlines()[:2]
+    try:
+        yield f"ws://127.0.0.1:{port}{path}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_page(ws_url: str, url: str, width: int, height: int = 900, mobile: bool = False) -> Cdp:
+    cdp = Cdp(ws_url)
+    target = cdp.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    cdp.session = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    for domain in ("Page", "Runtime", "Network", "Log"):
+        cdp.send(f"{domain}.enable")
+    cdp.send("Emulation.setDeviceMetricsOverride",
+             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+    cdp.send("Page.navigate", {"url": url})
+    cdp.wait_for("Page.loadEventFired")
+    return cdp
+
+
+def problems(cdp: Cdp, page_url: str) -> tuple[list[str], list[str]]:
+    """(console errors and exceptions, URLs requested other than the page)."""
+    cdp.eval("1")  # drain events queued so far
+    errors, requests = [], []
+    for e in cdp.events:
+        m, p = e.get("method"), e.get("params", {})
+        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert", "warning"):
+            errors.append(json.dumps(p.get("args")))
+        elif m == "Runtime.exceptionThrown":
+            errors.append(json.dumps(p.get("exceptionDetails")))
+        elif m == "Log.entryAdded" and p["entry"].get("level") in ("error", "warning"):
+            errors.append(p["entry"].get("text", ""))
+        elif m == "Network.requestWillBeSent":
+            url = p["request"]["url"]
+            if url != page_url and not url.startswith("data:"):
+                requests.append(url)
+    return errors, requests
+
+
+def screenshot(cdp: Cdp, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = cdp.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+    out = ARTIFACTS / name
+    out.write_bytes(base64.b64decode(shot["data"]))
+    return out
+
+
+def _write_portal(tmp_path: Path, **kw: Any) -> tuple[Path, Any]:
+    view = make_view(**kw)
+    for f in render_portal(view, link, "tok"):
+        (tmp_path / f.path).write_bytes(f.data)
+    return tmp_path / "index.html", view
+
+
+VISIBLE = "[...document.querySelectorAll('#timesheet tbody tr')].filter(r => !r.hidden).length"
+
+
+def _set(cdp: Cdp, name: str, value: str) -> None:
+    cdp.eval(
+        f"(() => {{ const el = document.querySelector('#ts-filters [name={name}]');"
+        f" el.value = {json.dumps(value)}; el.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
+    )
+
+
+def test_portal_loads_cleanly_and_filters(browser: str, tmp_path: Path) -> None:
+    index, view = _write_portal(tmp_path, n=120)
+    url = index.as_uri()
+    cdp = open_page(browser, url, 1280)
+    try:
+        errors, requests = problems(cdp, url)
+        assert errors == []
+        assert requests == []
+        assert cdp.eval("document.getElementById('ts-filters').hidden") is False
+        assert cdp.eval(VISIBLE) == len(view.timesheet)
+
+        person = PEOPLE[1]
+        _set(cdp, "person", str(sorted(PEOPLE, key=str.casefold).index(person)))
+        theirs = [r for r in view.timesheet if r.person == person]
+        assert cdp.eval(VISIBLE) == len(theirs)
+        total = sum((r.hours for r in theirs), Decimal(0))
+        assert cdp.eval("document.getElementById('ts-total').textContent") == f"{total:,.2f}"
+        assert f"of {len(view.timesheet)} entries" in cdp.eval("document.getElementById('ts-summary').textContent")
+
+        _set(cdp, "billable", "non-billable")
+        non_billable = [r for r in theirs if not r.is_billable]
+        assert cdp.eval(VISIBLE) == len(non_billable)
+        assert cdp.eval("document.getElementById('ts-total').textContent") == \
+            f"{sum((r.hours for r in non_billable), Decimal(0)):,.2f}"
+
+        _set(cdp, "billable", "")
+        _set(cdp, "person", "")
+        day = sorted({r.spent_date for r in view.timesheet})[len(view.timesheet) // 3]
+        _set(cdp, "from", day.isoformat())
+        _set(cdp, "to", day.isoformat())
+        assert cdp.eval(VISIBLE) == sum(1 for r in view.timesheet if r.spent_date == day)
+
+        cdp.eval("document.getElementById('ts-filters').reset()")
+        cdp.eval("new Promise(r => setTimeout(r, 20))")
+        assert cdp.eval(VISIBLE) == len(view.timesheet)
+        assert cdp.eval("document.getElementById('ts-total').textContent") == f"{view.total_hours:,.2f}"
+        errors, requests = problems(cdp, url)
+        assert errors == [] and requests == []
+    finally:
+        cdp.close()
+
+
+def test_weekly_view_filters(browser: str, tmp_path: Path) -> None:
+    index, view = _write_portal(tmp_path, n=200, weekly=True)
+    cdp = open_page(browser, index.as_uri(), 1280)
+    try:
+        assert cdp.eval(VISIBLE) == len(view.weekly_summaries)
+        _set(cdp, "billable", "billable")
+        shown = [r for r in view.weekly_summaries if r.billable_hours > 0]
+        assert cdp.eval(VISIBLE) == len(shown)
+        assert cdp.eval("document.getElementById('ts-total').textContent") == \
+            f"{sum((r.billable_hours for r in shown), Decimal(0)):,.2f}"
+        errors, requests = problems(cdp, index.as_uri())
+        assert errors == [] and requests == []
+    finally:
+        cdp.close()
+
+
+def test_table_reads_without_script(browser: str, tmp_path: Path) -> None:
+    index, view = _write_portal(tmp_path, n=30)
+    cdp = open_page(browser, "about:blank", 1280)
+    try:
+        cdp.send("Emulation.setScriptExecutionDisabled", {"value": True})
+        cdp.send("Page.navigate", {"url": index.as_uri()})
+        cdp.wait_for("Page.loadEventFired")
+        cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})  # to query the DOM
+        assert cdp.eval("document.getElementById('ts-filters').hidden") is True
+        assert cdp.eval(VISIBLE) == len(view.timesheet)
+    finally:
+        cdp.close()
+
+
+@pytest.mark.parametrize(("name", "width", "mobile"), [("portal-phone-390.png", 390, True),
+                                                        ("portal-desktop-1280.png", 1280, False)])
+def test_screenshots(browser: str, tmp_path: Path, name: str, width: int, mobile: bool) -> None:
+    index, _ = _write_portal(tmp_path, n=25)
+    cdp = open_page(browser, index.as_uri(), width, mobile=mobile)
+    try:
+        # no horizontal scrolling of the page itself; wide tables scroll inside their box
+        assert cdp.eval("document.documentElement.scrollWidth <= window.innerWidth")
+        out = screenshot(cdp, name)
+        assert out.stat().st_size > 10_000
+    finally:
+        cdp.close()

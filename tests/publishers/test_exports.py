@@ -1,0 +1,158 @@
+"""CSV, XLSX and PDF exports read back with ordinary tools and checked against the view."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from decimal import Decimal
+
+import openpyxl
+import pypdf
+import pytest
+
+from publishers.exports.csv import defuse
+from publishers.render import build_report, fmt_datetime, render_portal, timesheet_rows
+from tests.publishers.factory import make_view, link
+
+
+def files_of(view):  # type: ignore[no-untyped-def]
+    return {f.path: f.data for f in render_portal(view, link, "tok")}
+
+
+# --- CSV -------------------------------------------------------------------------------
+
+
+def read_csv(data: bytes) -> list[list[str]]:
+    assert data.startswith(b"\xef\xbb\xbf"), "UTF-8 BOM so Excel reads accents right"
+    text = data.decode("utf-8-sig")
+    assert "\r\n" in text
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_csv_has_header_rows_and_as_of_stamp() -> None:
+    view = make_view(n=33)
+    rows = read_csv(files_of(view)["timesheet.csv"])
+    header, body, stamp = rows[0], rows[1:-1], rows[-1]
+    assert header[:4] == ["Date", "Person", "Project", "Task"] and "Hours" in header
+    assert len(body) == 33
+    hours = header.index("Hours")
+    assert sum(Decimal(r[hours]) for r in body) == view.total_hours
+    assert [dt.date.fromisoformat(r[0]) for r in body] == [r.spent_date for r in timesheet_rows(view)]
+    assert stamp == ["Data as of", view.as_of.isoformat(timespec="minutes")]
+
+
+def test_csv_keeps_unicode() -> None:
+    view = make_view(n=6, people=("Zoë Łukasz", "李雷"), note="Café — naïve ✓")
+    text = files_of(view)["timesheet.csv"].decode("utf-8-sig")
+    assert "Zoë Łukasz" in text and "李雷" in text and "Café — naïve ✓" in text
+
+
+@pytest.mark.parametrize("evil", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "=cmd|' /C calc'!A0"])
+def test_csv_defuses_formulas(evil: str) -> None:
+    view = make_view(n=4, note=evil, people=(evil,))
+    rows = read_csv(files_of(view)["timesheet.csv"])
+    for r in rows[1:-1]:
+        assert r[1] == "'" + evil and r[4] == "'" + evil
+    # numbers we format ourselves are never prefixed, even when negative-looking text is not
+    assert defuse("12.50") == "12.50" and defuse("-1") == "'-1"
+
+
+def test_weekly_csv_has_week_columns() -> None:
+    view = make_view(n=50, weekly=True)
+    rows = read_csv(files_of(view)["timesheet.csv"])
+    assert rows[0][:2] == ["Week starting", "Week ending"]
+    assert len(rows) - 2 == len(view.weekly_summaries)
+
+
+# --- XLSX ------------------------------------------------------------------------------
+
+
+def load_xlsx(data: bytes) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(data), data_only=True)
+
+
+def test_xlsx_sheets_types_and_totals() -> None:
+    view = make_view(n=45, rates=True)
+    wb = load_xlsx(files_of(view)["timesheet.xlsx"])
+    assert wb.sheetnames == ["Summary", "Timesheet", "Invoices"]
+    ws = wb["Timesheet"]
+    rows = list(ws.iter_rows(values_only=True))
+    head = next(i for i, r in enumerate(rows) if r and r[0] == "Date")
+    header = rows[head]
+    body = rows[head + 1:head + 1 + len(view.timesheet)]
+    totals = rows[head + 1 + len(view.timesheet)]
+    hours_col = header.index("Hours")
+    assert all(isinstance(r[0], dt.datetime) for r in body)
+    assert [r[0].date() for r in body] == [e.spent_date for e in timesheet_rows(view)]
+    assert all(isinstance(r[hours_col], (int, float)) and not isinstance(r[hours_col], bool) for r in body)
+    assert totals[0] == "Total"
+    assert round(Decimal(str(totals[hours_col])), 2) == view.total_hours
+    assert round(sum(Decimal(str(r[hours_col])) for r in body), 2) == view.total_hours
+    # the totals cell is a live formula (for people who edit) with the value cached
+    formulas = openpyxl.load_workbook(io.BytesIO(files_of(view)["timesheet.xlsx"]))["Timesheet"]
+    cell = formulas.cell(row=head + 2 + len(view.timesheet), column=hours_col + 1)
+    assert str(cell.value).startswith("=SUM(")
+    assert any("data as of" in str(c).lower() for r in rows[:3] for c in r if c)
+
+    inv = list(wb["Invoices"].iter_rows(values_only=True))
+    numbers = [r[0] for r in inv if r and r[0] and str(r[0]).startswith("INV-")]
+    assert numbers == [i.number for i in view.invoices]
+
+
+def test_xlsx_text_is_never_a_formula() -> None:
+    view = make_view(n=3, note="=1+2", people=("@evil",))
+    wb = openpyxl.load_workbook(io.BytesIO(files_of(view)["timesheet.xlsx"]))
+    values = [c.value for r in wb["Timesheet"].iter_rows() for c in r]
+    assert "=1+2" in values and "@evil" in values
+    assert all(c.data_type != "f" for r in wb["Timesheet"].iter_rows() for c in r if c.value in ("=1+2",))
+
+
+def test_xlsx_without_invoices_has_no_invoice_sheet() -> None:
+    wb = load_xlsx(files_of(make_view(n=3, invoices=False))["timesheet.xlsx"])
+    assert wb.sheetnames == ["Summary", "Timesheet"]
+
+
+# --- PDF -------------------------------------------------------------------------------
+
+
+def pdf_pages(data: bytes) -> list[str]:
+    return [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(data)).pages]
+
+
+def test_pdf_reads_like_a_report() -> None:
+    view = make_view(n=120, people=("Zoë Łukasz", "Grace Hopper"))
+    pages = pdf_pages(files_of(view)["report.pdf"])
+    assert len(pages) >= 3
+    first = pages[0]
+    assert view.client_name in first and view.agency.name in first
+    assert fmt_datetime(view.as_of) in first
+    # summary and aggregates come before the detail
+    assert first.index("Summary") < first.index("Timesheet")
+    for n, text in enumerate(pages, start=1):
+        assert f"Page {n} of" in text.replace("\n", " ")
+        assert text.rstrip().endswith(str(len(pages))) or f"of {len(pages)}" in text.replace("\n", " ")
+    # each page after the first repeats the header row of the timesheet
+    for text in pages[1:]:
+        assert "Date" in text and "Hours" in text
+    everything = "\n".join(pages)
+    assert "Zoë Łukasz" in everything
+    assert f"{view.total_hours:,.2f}" in pages[-1]
+    entries = sum(1 for line in everything.splitlines() if line[:4].isdigit() and line[4:5] == "-")
+    assert entries == len(view.timesheet)
+
+
+def test_pdf_summary_matches_budget_figures() -> None:
+    view = make_view(n=10)
+    first = pdf_pages(files_of(view)["report.pdf"])[0]
+    b = view.projects[0].budget
+    for value in (b.allocated, b.used, b.left):
+        assert f"{value:,.2f}" in first
+
+
+def test_report_model_totals_equal_view() -> None:
+    view = make_view(n=30, weekly=True)
+    report = build_report(view)
+    hours_at = [c.title for c in report.timesheet.columns].index("Hours")
+    assert report.timesheet.totals[hours_at] == view.total_hours
+    assert sum(r[hours_at] for r in report.timesheet.rows) == view.total_hours
