@@ -550,6 +550,16 @@ def _target(env: Env, out_dir: str | None = None) -> Any:
     return LocalPublisher(out_dir) if out_dir else publisher_for(env.config.publish)
 
 
+def _protector(env: Env) -> Any:
+    """The passphrase hook (bridge.passphrase), applied after the leak guard, before upload."""
+    try:
+        from bridge.passphrase import apply_protection
+        from publishers.protect import protect
+    except ImportError:  # pragma: no cover - lands with the passphrase issue
+        return None
+    return lambda client, files: apply_protection(env.store, client, files, protect)
+
+
 def _expiry_text(expires_at: Any, now: Any) -> str:
     if expires_at is None:
         return "never expires"
@@ -597,7 +607,7 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
     from bridge.publishing import publish_all
 
     report = publish_all(env.store, env.config, _target(env, out_dir), _renderer(), clients=list(clients) or None,
-                         record=out_dir is None)
+                         record=out_dir is None, protect=_protector(env))
     _print_publish(env, report)
     if not report.ok:
         sys.exit(1)
@@ -637,7 +647,7 @@ def links(env: Env, clients: tuple[str, ...], as_json: bool, refresh: bool, expi
     failed = False
     if refresh:
         report = publish_all(env.store, env.config, _target(env), _renderer(), clients=list(clients) or None,
-                             refresh=True)
+                             refresh=True, protect=_protector(env))
         for o in report.failed:
             failed = True
             click.echo(f"{o.client_key}: FAILED - {o.error}", err=True)
@@ -678,7 +688,7 @@ def revoke(env: Env, client: str) -> None:
     from bridge.models import utcnow
     from bridge.publishing import revoke as revoke_client
 
-    res = revoke_client(env.store, env.config, client, _target(env), _renderer())
+    res = revoke_client(env.store, env.config, client, _target(env), _renderer(), protect=_protector(env))
     status = "no earlier link" if res.old_link_status is None else f"old link now answers {res.old_link_status}"
     click.echo(f"{client}: revoked; {res.removed} old object(s) deleted, {status}.")
     click.echo(f"New link ({_expiry_text(res.expires_at, utcnow())}):\n  {res.url}")
@@ -733,7 +743,7 @@ def preview(env: Env, client: str) -> None:
 
     folder = tempfile.mkdtemp(prefix="bridge-preview-")
     outcome = publish_client(env.store, env.config, env.config.client(client), _target(env, folder), _renderer(),
-                             record=False)
+                             record=False, protect=_protector(env))
     click.echo(outcome.url.removeprefix("file://") if outcome.url else folder)
 
 

@@ -184,6 +184,19 @@ class ClientConfig(_Model):
             raise ValueError(f"{v!r} must be lower-case letters, digits, '-' or '_'")
         return v
 
+    @field_validator("allow_ips")
+    @classmethod
+    def _allow_ips(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not an IP address or a CIDR range like '203.0.113.0/24' "
+                                 "(without host bits)") from None
+        return v
+
     @field_validator("link_expiry")
     @classmethod
     def _expiry(cls, v: str) -> str:

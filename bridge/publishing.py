@@ -35,6 +35,8 @@ from typing import Any, Protocol
 import httpx
 from sqlmodel import select
 
+from bridge.audit import record as record_event
+from bridge.audit import token_fingerprint
 from bridge.config import ClientConfig, Config, parse_duration
 from bridge.errors import BridgeError, ConfigError, PublishError
 from bridge.models import AuditEvent, PortalLink, utcnow
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 RenderFn = Callable[..., Sequence[RenderedFile]]  # render(view, link=LinkFn[, token=str]) -> files
 ViewFn = Callable[[ClientConfig], Any]  # client -> PortalView (redacted)
 GuardFn = Callable[[ClientConfig, Any, Sequence[RenderedFile]], None]  # raises LeakError
+ProtectFn = Callable[[ClientConfig, Sequence[RenderedFile]], Sequence[RenderedFile]]
 
 
 class Target(Protocol):
@@ -139,11 +142,9 @@ def _save_link(store: Store, row: PortalLink) -> None:
 
 
 def audit(store: Store, client_key: str | None, action: str, *, now: dt.datetime | None = None,
-          object_key: str | None = None, detail: dict[str, Any] | None = None) -> None:
-    with store.session() as s:
-        s.add(AuditEvent(at=now or utcnow(), client_key=client_key, action=action, object_key=object_key,
-                         detail=json.dumps(detail, default=str, sort_keys=True) if detail else None))
-        s.commit()
+          detail: dict[str, Any] | None = None) -> None:
+    """One AuditEvent through bridge.audit.record; tokens appear only as fingerprints."""
+    record_event(store, action, client_key=client_key, at=now or utcnow(), detail=detail)
 
 
 def audit_events(store: Store, client_key: str | None = None) -> list[AuditEvent]:
@@ -191,8 +192,12 @@ def publish_client(
     refresh: bool = False,
     token: str | None = None,
     record: bool = True,
+    protect: ProtectFn | None = None,
 ) -> ClientOutcome:
     """Render and publish one client's portal; raises on failure (publish_all isolates it).
+
+    `protect(client, files) -> files` runs after the leak guard and before upload (the
+    passphrase hook, bridge.passphrase.apply_protection with its `protect` bound).
 
     `token` publishes under a given token instead of the stored one (used by `revoke`);
     `record=False` leaves PortalLink and the audit log alone (previews, `--out`).
@@ -213,6 +218,9 @@ def publish_client(
     if not any(f.path == "index.html" for f in files):
         raise PublishError(f"client {client.key!r}: the renderer produced no index.html")
     guard(client, view, files)
+    if protect is not None:
+        # after the guard saw the plain files: encryption would hide a leak from it
+        files = list(protect(client, files))
     result = bound.publish(token, files)
 
     issued = result.url != link_row.url or fresh
@@ -227,10 +235,12 @@ def publish_client(
             # views.Snapshot renders itself as JSON via str(); plain dicts/lists are dumped
             link_row.snapshot = json.dumps(snap, sort_keys=True) if isinstance(snap, (dict, list)) else str(snap)
         _save_link(store, link_row)
+        fp = token_fingerprint(token)
         audit(store, client.key, "publish", now=now, detail={
-            "uploaded": len(result.uploaded), "deleted": len(result.deleted), "unchanged": len(result.unchanged)})
+            "token_fp": fp, "uploaded": len(result.uploaded), "deleted": len(result.deleted),
+            "unchanged": len(result.unchanged)})
         if issued:
-            audit(store, client.key, "link_issued", now=now, detail={"expires_at": result.expires_at})
+            audit(store, client.key, "link_issued", now=now, detail={"token_fp": fp, "expires_at": result.expires_at})
     return ClientOutcome(
         client_key=client.key, ok=True, url=result.url, expires_at=result.expires_at,
         uploaded=len(result.uploaded), deleted=len(result.deleted), unchanged=len(result.unchanged),
@@ -275,6 +285,7 @@ def publish_all(
     now: dt.datetime | None = None,
     refresh: bool = False,
     record: bool = True,
+    protect: ProtectFn | None = None,
 ) -> PublishReport:
     """Publish the named clients (default: all) in config order; failures don't stop the rest."""
     now = now or utcnow()
@@ -284,7 +295,7 @@ def publish_all(
     for client in chosen:
         try:
             outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
-                                     now=now, refresh=refresh, record=record)
+                                     now=now, refresh=refresh, record=record, protect=protect)
         except BridgeError as exc:
             outcome = ClientOutcome(client_key=client.key, ok=False, error=str(exc))
         except Exception as exc:  # a renderer bug must not stop the other clients
@@ -357,6 +368,7 @@ def revoke(
     guard: GuardFn | None = None,
     now: dt.datetime | None = None,
     probe: Callable[[str], int] = probe_url,
+    protect: ProtectFn | None = None,
 ) -> RevokeResult:
     """Rotate a client's token: publish under a new one, delete the old, prove the old link dead."""
     now = now or utcnow()
@@ -366,11 +378,12 @@ def revoke(
     old_token, old_url = old.token, old.url
     token = new_token()
     outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
-                             now=now, token=token)
+                             now=now, token=token, protect=protect)
     removed = target.remove(old_token)
     status = probe(old_url) if old_url else None
-    audit(store, client.key, "link_revoked", now=now,
-          detail={"removed": removed, "old_link_status": status})
+    audit(store, client.key, "link_revoked", now=now, detail={
+        "old_token_fp": token_fingerprint(old_token), "token_fp": token_fingerprint(token),
+        "removed": removed, "old_link_status": status})
     if status is not None and status < 400:
         raise PublishError(
             f"client {client.key!r}: the old link still answers {status} after its objects were deleted "

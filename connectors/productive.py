@@ -314,9 +314,9 @@ def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
 
 @_record
 def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> TimeEntry:
-    minutes = _minutes(raw, "time")
     if raw.get("time") is None:
         raise RecordError("time is missing", field="time")
+    minutes = _minutes(raw, "time")
     billable_minutes = _minutes(raw, "billable_time")
     service = raw.get("service") if isinstance(raw.get("service"), Mapping) else {}
     deal = service.get("deal") if isinstance(service.get("deal"), Mapping) else {}

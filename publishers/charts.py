@@ -57,11 +57,13 @@ def burn_chart(series: BurnSeries, *, title: str, desc: str, accent: str, chart_
     top = max([p[1] for p in pts] + [series.budget or 0.0]) * 1.05
     ticks = nice_ticks(top)
     y_max = ticks[-1] or 1.0
-    plot_w = WIDTH - PAD_LEFT - PAD_RIGHT
+    # room for the longest axis label ("$80,000"): ~7.2 units per character at 12.5px
+    pad_left = max(PAD_LEFT, 10 + 7.2 * max(len(series.label(t)) for t in ticks))
+    plot_w = WIDTH - pad_left - PAD_RIGHT
     plot_h = HEIGHT - PAD_TOP - PAD_BOTTOM
 
     def x(d: dt.date) -> float:
-        return PAD_LEFT + plot_w * (d - d0).days / span
+        return pad_left + plot_w * (d - d0).days / span
 
     def y(v: float) -> float:
         return PAD_TOP + plot_h * (1 - v / y_max)
@@ -78,8 +80,8 @@ def burn_chart(series: BurnSeries, *, title: str, desc: str, accent: str, chart_
     ]
     for t in ticks:
         out.append(
-            f'<line x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
-            f'<text x="{PAD_LEFT - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{escape(series.label(t))}</text>'
+            f'<line x1="{pad_left:.1f}" x2="{WIDTH - PAD_RIGHT}" y1="{y(t):.1f}" y2="{y(t):.1f}"/>'
+            f'<text x="{pad_left - 6:.1f}" y="{y(t) + 4:.1f}" text-anchor="end">{escape(series.label(t))}</text>'
         )
     dticks = _date_ticks(d0, d1, most=4)
     for i, d in enumerate(dticks):
@@ -103,7 +105,7 @@ def burn_chart(series: BurnSeries, *, title: str, desc: str, accent: str, chart_
     if series.budget is not None:
         by = y(series.budget)
         out.append(
-            f'<line class="budget" x1="{PAD_LEFT}" x2="{WIDTH - PAD_RIGHT}" y1="{by:.1f}" y2="{by:.1f}" aria-hidden="true"/>'
+            f'<line class="budget" x1="{pad_left:.1f}" x2="{WIDTH - PAD_RIGHT}" y1="{by:.1f}" y2="{by:.1f}" aria-hidden="true"/>'
             f'<text class="budget-label" x="{WIDTH - PAD_RIGHT}" y="{by - 6:.1f}" text-anchor="end" aria-hidden="true">'
             f"Budget {escape(series.label(series.budget))}</text>"
         )

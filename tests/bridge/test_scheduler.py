@@ -253,3 +253,19 @@ def test_stop_lets_the_running_sync_finish_its_page_and_serve_returns_0(tmp_path
     assert 0 < len(pages) < 1000
     assert not sched.running
     store.close()
+
+
+@pytest.mark.parametrize("status", ["skipped", "failed"])
+def test_a_skipped_or_failed_sync_publishes_only_what_it_committed(store: Store, status: str) -> None:
+    from bridge.scheduler import sync_job
+
+    committed = {("harvest", "1")} if status == "failed" else set()
+    published: list[set[str]] = []
+    jobs = Jobs(sync=lambda s, f, stop: _Report(status, set(committed), error="x"), publish=published.append)
+    build_scheduler(_config(), store, jobs, config_path="cfg.toml", publish_on_start=False)
+    sync_job("cfg.toml", "harvest")
+    # a failed run may have committed pages before failing: those clients are re-published
+    assert published == ([{"acme"}] if status == "failed" else [])
+    jobs.stop.set()
+    sync_job("cfg.toml", "harvest")  # stopping: no new sync starts
+    assert len(published) == (1 if status == "failed" else 0)

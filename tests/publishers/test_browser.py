@@ -182,7 +182,9 @@ def test_portal_loads_cleanly_and_filters(browser: str, tmp_path: Path) -> None:
         errors, requests = problems(cdp, url)
         assert errors == []
         assert requests == []
-        assert cdp.eval("document.getElementById('ts-filters').hidden") is False
+        assert cdp.eval("getComputedStyle(document.getElementById('ts-filters')).display") != "none"
+        # a filter with a single choice (here: no second billable kind) would be hidden
+        assert cdp.eval("document.querySelector('[name=project]').closest('label').hidden") is False
         assert cdp.eval(VISIBLE) == len(view.timesheet)
 
         person = PEOPLE[1]
@@ -240,8 +242,9 @@ def test_table_reads_without_script(browser: str, tmp_path: Path) -> None:
         cdp.send("Page.navigate", {"url": index.as_uri()})
         cdp.wait_for("Page.loadEventFired")
         cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})  # to query the DOM
-        assert cdp.eval("document.getElementById('ts-filters').hidden") is True
+        assert cdp.eval("getComputedStyle(document.getElementById('ts-filters')).display") == "none"
         assert cdp.eval(VISIBLE) == len(view.timesheet)
+        assert cdp.eval("document.getElementById('timesheet').getBoundingClientRect().height") > 300
     finally:
         cdp.close()
 
@@ -256,5 +259,47 @@ def test_screenshots(browser: str, tmp_path: Path, name: str, width: int, mobile
         assert cdp.eval("document.documentElement.scrollWidth <= window.innerWidth")
         out = screenshot(cdp, name)
         assert out.stat().st_size > 10_000
+    finally:
+        cdp.close()
+
+
+def test_hostile_text_stays_inert_in_the_browser(browser: str, tmp_path: Path) -> None:
+    from publishers.render import render_portal as render
+    from tests.publishers.test_injection import EVIL, hostile_view
+
+    view = hostile_view(" ".join(EVIL))
+    for f in render(view, link, "tok"):
+        (tmp_path / f.path).write_bytes(f.data)
+    url = (tmp_path / "index.html").as_uri()
+    cdp = open_page(browser, url, 1280)
+    try:
+        cdp.send("Page.enable")
+        errors, requests = problems(cdp, url)
+        assert errors == [] and requests == []
+        assert not [e for e in cdp.events if e.get("method") == "Page.javascriptDialogOpening"]
+        assert cdp.eval("document.scripts.length") == 2
+        assert cdp.eval("document.images.length") == 1
+        assert cdp.eval("document.querySelectorAll('[onerror],[onmouseover]').length") == 0
+        assert EVIL[0] in cdp.eval("document.querySelector('h1').textContent")
+        # the filter script still works on the hostile names (they came through the island)
+        assert cdp.eval(VISIBLE) == len(view.timesheet)
+        assert cdp.eval("[...document.querySelector('[name=person]').options].some(o => o.textContent.includes('</script>'))")
+    finally:
+        cdp.close()
+
+
+@pytest.mark.slow
+def test_20000_entries_filter_quickly(browser: str, tmp_path: Path) -> None:
+    index, view = _write_portal(tmp_path, n=20_000)
+    cdp = open_page(browser, index.as_uri(), 1280)
+    try:
+        assert cdp.eval(VISIBLE) == 20_000
+        ms = cdp.eval(
+            "(() => { const t = performance.now(); const el = document.querySelector('#ts-filters [name=person]');"
+            " el.value = '0'; el.dispatchEvent(new Event('change', {bubbles: true}));"
+            " return performance.now() - t; })()"
+        )
+        assert 0 < cdp.eval(VISIBLE) < 20_000
+        assert ms < 1500, f"filtering 20,000 rows took {ms:.0f} ms"
     finally:
         cdp.close()

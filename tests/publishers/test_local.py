@@ -285,3 +285,31 @@ def test_cli_publish_links_revoke_preview(tmp_path: Path, monkeypatch) -> None:
     refused = bridge("invite", "acme", "--to", "x@evil.test")
     assert refused.exit_code == 1 and "not one of its contacts" in refused.output
     assert bridge("revoke", "nobody").exit_code == 1
+
+
+def test_protect_hook_runs_after_the_guard_and_tokens_stay_out_of_audit(store, tmp_path: Path) -> None:
+    from bridge.audit import token_fingerprint
+
+    config = make_config(f"file://{tmp_path}", clients=1)
+    seen = []
+
+    def guard(client, view, files):
+        seen.append(("guard", files[-1].data))
+
+    def protect(client, files):
+        seen.append(("protect", files[-1].data))
+        return [RenderedFile("index.html", b"<p>encrypted</p>", "text/html")]
+
+    publishing.publish_all(store, config, publisher_for(config.publish), fake_render, build_view=views(),
+                           guard=guard, protect=protect)
+    assert [s[0] for s in seen] == ["guard", "protect"] and b"Acme" in seen[0][1]
+    row = publishing.get_link(store, "acme")
+    assert (tmp_path / row.token / "index.html").read_bytes() == b"<p>encrypted</p>"
+    assert not (tmp_path / row.token / "timesheet.csv").exists()
+    publishing.revoke(store, config, "acme", publisher_for(config.publish), fake_render, build_view=views(),
+                      guard=no_leaks)
+    new = publishing.get_link(store, "acme")
+    events = publishing.audit_events(store, "acme")
+    assert all(row.token not in (e.detail or "") and new.token not in (e.detail or "") for e in events)
+    revoked = json.loads(events[-1].detail)
+    assert revoked["old_token_fp"] == token_fingerprint(row.token) and revoked["token_fp"] == token_fingerprint(new.token)

@@ -247,3 +247,11 @@ def test_20000_entries_render_fast_and_small() -> None:
     assert len(gzip.compress(html, 6)) < 500_000
     assert len(island(html.decode())["rows"]) == 20_000
     assert sum(Decimal(r[4]) for r in island(html.decode())["rows"]) / 100 == view.total_hours
+
+
+def test_unchanged_view_renders_identical_bytes() -> None:
+    """The publisher skips unchanged objects by hash: no timestamps or random IDs inside."""
+    first = render_portal(make_view(n=20), link, "tok")
+    time.sleep(1.1)  # a second boundary: PDF and XLSX dates have one-second resolution
+    second = render_portal(make_view(n=20), link, "tok")
+    assert [f.data for f in first] == [f.data for f in second]
