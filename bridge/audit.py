@@ -324,8 +324,11 @@ def ingest(store: Store, client: LogBucket, bucket: str, prefix: str, fmt: str, 
     """Read every log object under bucket/prefix not read before; see the module docstring."""
     total = IngestStats()
     tokens = token_index(store)
+    with store.session() as s:
+        done = set(s.exec(select(AuditEvent.object_key).where(
+            AuditEvent.action == INGESTED, AuditEvent.object_key.startswith(prefix))))  # type: ignore[union-attr]
     for key in list_log_keys(client, bucket, prefix):
-        if already_ingested(store, key):
+        if key in done:
             total.skipped_objects += 1
             continue
         data = client.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -25,6 +25,7 @@ import html
 import io
 import re
 import zipfile
+from html.parser import HTMLParser
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -111,8 +112,11 @@ def hidden_values(
         for c in s.exec(select(Client)):
             if c.source_id not in scope.get(c.source, []):
                 out.append(HiddenValue(f"another client's name ({c.source}:{c.source_id})", c.name))
+        own_projects: set[tuple[str, str]] = set()
         for p in s.exec(select(Project)):
             mine = p.client_source_id in scope.get(p.source, [])
+            if mine:
+                own_projects.add((p.source, p.source_id))
             if mine and not p.is_deleted:
                 own += [p.name, p.code or ""]
             elif not mine:
@@ -125,7 +129,7 @@ def hidden_values(
         tasks = {(t.source, t.source_id): t for t in s.exec(select(Task)) if t.source in scope}
         people = {(p.source, p.source_id): p for p in s.exec(select(Person)) if p.source in scope}
         for a in s.exec(select(TaskAssignment)):
-            if not pol.rates_shown and a.source in scope:
+            if not pol.rates_shown and (a.source, a.project_source_id) in own_projects:
                 out += _nums(f"task_assignments.hourly_rate ({a.source}:{a.source_id})", a.hourly_rate)
     used_people = {(e.source, e.person_source_id) for e in entries}
     for e in entries:
@@ -174,9 +178,13 @@ def hidden_values(
 def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | None") -> list[HiddenValue]:
     own_text = "\n".join(o for o in own if o).casefold()
     shown_numbers: set[str] = set()
+    shown_texts: set[str] = set()
     if view is not None:
         for d in _decimals(view):
             shown_numbers.update(number_forms(d))
+        # A note hidden on one entry (internal) may be the very text the client sees on
+        # another: equal text shown legitimately reveals nothing. Whole strings only.
+        shown_texts = {_SPACE.sub(" ", t.strip()).casefold() for t in _strings(view)}
     seen: set[tuple[str, str]] = set()
     kept = []
     for hv in values:
@@ -187,11 +195,26 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
             continue
         if hv.kind == "number" and v in shown_numbers:
             continue
+        if hv.kind == "text" and _SPACE.sub(" ", v).casefold() in shown_texts:
+            continue
         if (hv.field, v) in seen:
             continue
         seen.add((hv.field, v))
         kept.append(HiddenValue(hv.field, v, hv.kind))
     return kept
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    """Every string the view shows."""
+    if isinstance(obj, str):
+        yield obj
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            if f.name != "snapshot":
+                yield from _strings(getattr(obj, f.name))
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            yield from _strings(x)
 
 
 def _decimals(obj: Any, field_name: str = "") -> Iterator[Decimal]:
@@ -210,12 +233,18 @@ def _decimals(obj: Any, field_name: str = "") -> Iterator[Decimal]:
 
 # --- scanning ------------------------------------------------------------------------
 
+_CELL = re.compile(r"<(?:v|t)(?:\s[^>]*)?>([^<]*)</(?:v|t)>")
 _DATA_URL = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=\s]+")
 _SPACE = re.compile(r"\s+")
 
 
-def _texts(f: "RenderedFile") -> Iterator[str]:
-    """The readable text of a rendered file, in every form a value could hide in."""
+def _texts(f: "RenderedFile") -> Iterator[tuple[str, bool]]:
+    """The readable text of a rendered file, in every form a value could hide in.
+
+    Each text comes with whether numbers are matched in it: a PDF's raw bytes and a
+    workbook's style parts are full of coordinates, sizes and widths that would read as
+    rates, while its extracted text and cell values are what a person sees.
+    """
     data = f.data
     if f.content_encoding == "gzip":
         try:
@@ -227,22 +256,66 @@ def _texts(f: "RenderedFile") -> Iterator[str]:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 for member in z.namelist():
-                    yield z.read(member).decode("utf-8", "replace")
+                    xml = z.read(member).decode("utf-8", "replace")
+                    yield xml, False
+                    if member.startswith("xl/worksheets/") or member.endswith("sharedStrings.xml"):
+                        # what a person sees: cell values and strings, one per line
+                        yield "\n".join(html.unescape(v) for v in _CELL.findall(xml)), True
             return
         except zipfile.BadZipFile:
             pass
     if name.endswith(".pdf") or data[:5] == b"%PDF-":
-        yield from _pdf_texts(data)
-        yield data.decode("latin-1")
+        for text in _pdf_texts(data):
+            yield text, True
+        yield data.decode("latin-1"), False
         return
     text = data.decode("utf-8-sig", "replace")
-    yield text
+    is_html = name.endswith((".html", ".htm")) or f.content_type.startswith("text/html")
+    yield text, not is_html
+    if is_html:
+        yield _readable_html(text), True
     if name.endswith(".csv") or f.content_type.startswith("text/csv"):
         # one cell per line, so "…,150.00" reads as a number and not as "1,150.00"
         try:
-            yield "\n".join(cell for row in csv.reader(io.StringIO(text)) for cell in row)
+            yield "\n".join(cell for row in csv.reader(io.StringIO(text)) for cell in row), True
         except csv.Error:
             pass
+
+
+class _Readable(HTMLParser):
+    """What a person (or a screen reader) can read on a page, and the page's data island."""
+
+    LABELS = frozenset({"aria-label", "title", "alt", "value", "placeholder", "content", "download", "href"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "style" or (tag == "script" and dict(attrs).get("type") != "application/json"):
+            self._skip += 1
+        self.out += [v for k, v in attrs if k in self.LABELS and v]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script") and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def _readable_html(text: str) -> str:
+    """Text nodes, labelling attributes and JSON islands - not CSS, SVG geometry or code,
+    whose numbers (widths, percentages, timeouts) would read as rates."""
+    parser = _Readable()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception:  # a page the parser chokes on is still scanned whole for text  # noqa: BLE001
+        return ""
+    return "\n".join(parser.out)
 
 
 def _pdf_texts(data: bytes) -> Iterator[str]:
@@ -269,21 +342,41 @@ def _variants(text: str) -> list[str]:
 def _pattern(hv: HiddenValue) -> re.Pattern[str]:
     v = re.escape(_SPACE.sub(" ", hv.value.strip())).replace(r"\ ", " ")
     if hv.kind == "number":
-        return re.compile(rf"(?<![\w.,]){v}(?![\w]|[.,]\d)")
+        # a rate leaks as money; the same digits followed by an hours or percent unit are
+        # a quantity the page shows (a chart's "100 h" tick, "100%" of a budget)
+        return re.compile(rf"(?<![\w.,]){v}(?![\w]|[.,]\d|\s?(?:h|hrs|hours|%)(?!\w))")
     return re.compile(rf"(?<!\w){v}(?!\w)" if re.match(r"\w", hv.value[0]) and re.match(r"\w", hv.value[-1]) else v)
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _key_word(value: str) -> str:
+    """The longest word of a value: if a text lacks it, the value cannot be in the text."""
+    words = _WORD.findall(value)
+    return max(words, key=len) if words else ""
+
+
 def find_leaks(files: Sequence["RenderedFile"], hidden: Sequence[HiddenValue]) -> list[tuple[str, HiddenValue]]:
-    """(file path, value) for every hidden value found in a file or its name."""
-    patterns = [(hv, _SPACE.sub(" ", hv.value.strip()), _pattern(hv)) for hv in hidden]
+    """(file path, value) for every hidden value found in a file or its name.
+
+    Values are grouped (one rate repeats on thousands of entries) and first looked up in
+    a set of the words each text contains; only the few that pass are confirmed with a
+    bounded regex. That keeps a portal with tens of thousands of hidden values fast.
+    """
+    groups: dict[tuple[str, str], HiddenValue] = {}
+    for hv in hidden:
+        groups.setdefault((hv.kind, _SPACE.sub(" ", hv.value.strip())), hv)
     found: list[tuple[str, HiddenValue]] = []
     for f in files:
-        hay = [_SPACE.sub(" ", f.path), _SPACE.sub(" ", f.download_name or "")]
-        for t in _texts(f):
-            hay += _variants(t)
-        for hv, needle, pat in patterns:
-            # the plain substring test is cheap; the bounded regex only confirms a hit
-            if any(needle in h and pat.search(h) for h in hay):
+        hay: list[tuple[str, bool]] = [(_SPACE.sub(" ", f.path), True), (_SPACE.sub(" ", f.download_name or ""), True)]
+        for text, numbers_ok in _texts(f):
+            hay += [(v, numbers_ok) for v in _variants(text)]
+        words = [(set(_WORD.findall(h.casefold())), h, ok) for h, ok in hay]
+        for (kind, needle), hv in groups.items():
+            key = _key_word(needle).casefold()
+            candidates = [h for ws, h, ok in words if (ok or kind != "number") and (not key or key in ws) and needle in h]
+            if candidates and any(_pattern(hv).search(h) for h in candidates):
                 found.append((f.path, hv))
     return found
 

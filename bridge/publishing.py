@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import sqlalchemy as sa
 from sqlmodel import select
 
 from bridge.audit import record as record_event
@@ -127,11 +128,16 @@ def ensure_link(store: Store, client_key: str) -> PortalLink:
     """The client's PortalLink row, created with a fresh token on first use."""
     with store.session() as s:
         row = s.get(PortalLink, client_key)
-        if row is None:
-            row = PortalLink(client_key=client_key, token=new_token())
-            s.add(row)
+        if row is not None:
+            return row
+        s.add(PortalLink(client_key=client_key, token=new_token()))
+        try:
             s.commit()
-            s.refresh(row)
+        except sa.exc.IntegrityError:  # another process (the scheduler) created it first
+            s.rollback()
+    with store.session() as s:
+        row = s.get(PortalLink, client_key)
+        assert row is not None
         return row
 
 

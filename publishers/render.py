@@ -221,9 +221,9 @@ def build_report(view: PortalView) -> Report:
     summary = Table(
         "Summary",
         # budget figures are numbers in each project's own unit, named in the Budget column
-        [Column("Project", "text", 3), Column("Budget", "text", 1.6), Column("Allocated", "hours", 1.1),
+        [Column("Project", "text", 3), Column("Budget", "text", 1.5), Column("Allocated", "hours", 1.1),
          Column("Used", "hours", 1.1), Column("Left", "hours", 1.1), Column("Used %", "percent", 0.9),
-         Column("Hours to date", "hours", 1.2), Column("Hours this week", "hours", 1.2)],
+         Column("Hours to date", "hours", 1.3), Column("Hours this week", "hours", 1.5)],
         summary_rows,
         ["Total", None, None, None, None, None, view.total_hours, sum((p.hours_this_week for p in view.projects), Decimal(0))],
     )
@@ -246,8 +246,8 @@ def build_report(view: PortalView) -> Report:
         entries = timesheet_rows(view)
         described = view.policy.descriptions != "hidden"
         billing = view.policy.non_billable_shown
-        cols = [Column("Date", "date", 1.1), Column("Person", "text", 1.5), Column("Project", "text", 1.7),
-                Column("Task", "text", 1.5)]
+        cols = [Column("Date", "date", 1.0), Column("Person", "text", 1.4), Column("Project", "text", 2.0),
+                Column("Task", "text", 1.6)]
         cols += [Column("Description", "text", 4.2)] if described else []
         cols += [Column("Hours", "hours", 1)]
         cols += [Column("Billable", "bool", 0.8)] if billing else []

@@ -211,7 +211,14 @@ class S3Publisher:
             raise PublishError(f"S3 bucket {self.bucket!r} is not reachable: {exc.__class__.__name__}") from None
         block = self._public_access_block()
         if not block.get("IgnorePublicAcls"):
-            acl = self.client.get_bucket_acl(Bucket=self.bucket)
+            try:
+                acl = self.client.get_bucket_acl(Bucket=self.bucket)
+            except ClientError as exc:
+                # fail closed: an ACL we cannot read might be public
+                raise PublishError(
+                    f"cannot read the ACL of S3 bucket {self.bucket!r} ({_code(exc)}) to check it is not public; "
+                    "allow s3:GetBucketAcl or turn on Block Public Access (IgnorePublicAcls)"
+                ) from None
             public = [g for g in acl.get("Grants", []) if g.get("Grantee", {}).get("URI") in _PUBLIC_GRANTEES]
             if public:
                 raise PublishError(

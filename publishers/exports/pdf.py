@@ -128,7 +128,8 @@ class _Doc:
         return False
 
     def heading(self, s: str, size: float = 14) -> None:
-        self.need(size + 2 * ROW_H)
+        # keep a heading with the table header and a few rows under it
+        self.need(size + 3 * mm + 5 * ROW_H)
         self.c.setFillColor(INK)
         self.c.setFont(self.f.bold, size)
         self.c.drawString(MARGIN, self.y - size, self.text(s))

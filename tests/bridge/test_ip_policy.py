@@ -161,3 +161,15 @@ def test_cli_policy_print_uses_the_stored_tokens(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert [s["Resource"] for s in doc["Statement"]] == [f"arn:aws:s3:::bkt/portals/{token}/*"]
     assert "globex: has allow_ips but no token yet" in result.stderr
+
+
+def test_the_publishers_public_bucket_check_accepts_our_statements() -> None:
+    """Principal "*" in a Deny is a restriction, not an opening: publishing must not refuse it."""
+    from publishers.s3 import public_policy_reason
+
+    doc = bucket_policy(_config(acme=["203.0.113.0/24"]), "bkt", "portals", TOKENS)
+    assert doc["Statement"]
+    assert public_policy_reason(doc, "bkt", "portals") is None
+    # the check is live: the same statement turned into an unconditional Allow is refused
+    opened = {**doc["Statement"][0], "Effect": "Allow", "Condition": {}, "Resource": "arn:aws:s3:::bkt/portals/*"}
+    assert public_policy_reason({"Statement": [opened]}, "bkt", "portals") is not None

@@ -303,3 +303,18 @@ def test_20000_entries_filter_quickly(browser: str, tmp_path: Path) -> None:
         assert ms < 1500, f"filtering 20,000 rows took {ms:.0f} ms"
     finally:
         cdp.close()
+
+
+def test_print_layout_drops_controls_and_prints(browser: str, tmp_path: Path) -> None:
+    index, view = _write_portal(tmp_path, n=80)
+    cdp = open_page(browser, index.as_uri(), 1280)
+    try:
+        cdp.send("Emulation.setEmulatedMedia", {"media": "print"})
+        for sel in ("nav.toc", ".downloads", "#ts-filters"):
+            assert cdp.eval(f"getComputedStyle(document.querySelector('{sel}')).display") == "none", sel
+        # the whole timesheet prints, not a scroll box's window of it
+        assert cdp.eval("getComputedStyle(document.querySelector('.scroll.tall')).maxHeight") == "none"
+        pdf = base64.b64decode(cdp.send("Page.printToPDF", {"paperWidth": 8.27, "paperHeight": 11.69})["data"])
+        assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
+    finally:
+        cdp.close()

@@ -313,3 +313,16 @@ def test_protect_hook_runs_after_the_guard_and_tokens_stay_out_of_audit(store, t
     assert all(row.token not in (e.detail or "") and new.token not in (e.detail or "") for e in events)
     revoked = json.loads(events[-1].detail)
     assert revoked["old_token_fp"] == token_fingerprint(row.token) and revoked["token_fp"] == token_fingerprint(new.token)
+
+
+def test_links_due_for_the_scheduler(store, tmp_path: Path) -> None:
+    config = make_config(f"file://{tmp_path}", clients=3)  # link_expiry 1h; refresh_before 1d -> capped at 30m
+    run(store, config, clients=["acme", "globex"])
+    now = publishing.utcnow()
+    with store.session() as s:
+        for key, left in (("acme", dt.timedelta(minutes=20)), ("globex", dt.timedelta(minutes=50))):
+            row = s.get(PortalLink, key)
+            row.expires_at = now + left
+            s.add(row)
+        s.commit()
+    assert publishing.links_due(store, config, now) == ["acme", "initech"]

@@ -129,3 +129,61 @@ def test_unreachable_server_is_a_clear_error() -> None:
     smtp = SmtpConfig(host="127.0.0.1", port=free_port())
     with pytest.raises(PublishError, match=r"sending mail through 127\.0\.0\.1:\d+ failed"):
         mail.send_mail(smtp, ["a@b.test"], "s", "t")
+
+
+def _self_signed(tmp_path):
+    """A certificate for 127.0.0.1 that the client trusts through SSL_CERT_FILE."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_starttls_and_implicit_tls_verify_the_server(security, tmp_path, monkeypatch) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    received = []
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802
+            received.append(server.transport.get_extra_info("ssl_object") is not None)
+            return "250 OK"
+
+    port = free_port()
+    kw = {"tls_context": server_ctx, "require_starttls": True} if security == "starttls" else {"ssl_context": server_ctx}
+    ctl = Controller(Sink(), hostname="127.0.0.1", port=port, **kw)
+    ctl.start()
+    try:
+        smtp = SmtpConfig(host="127.0.0.1", port=port, security=security)
+        # not trusted yet: the certificate is refused, nothing is sent
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+        with pytest.raises(PublishError, match="failed: SSLCertVerificationError"):
+            mail.send_mail(smtp, ["a@b.test"], "s", "t")
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        mail.send_mail(smtp, ["a@b.test"], "Portal", "link")
+    finally:
+        ctl.stop()
+    assert received == [True]

@@ -230,3 +230,69 @@ def test_apply_protection_fails_closed_and_encrypts_under_the_stored_passphrase(
     assert [f.path for f in out] == ["index.html"]
     assert read_bundle(out[0].data)["idle_seconds"] == 7 * 60
     assert unprotect(out[0].data, phrase).html.startswith("<!doctype html>")
+
+
+def test_switching_a_published_client_to_protected_removes_its_plain_exports(store, tmp_path, now) -> None:
+    """End to end through publishing and the local target, with the hook where publishing calls it."""
+    from bridge.publishing import publish_client
+    from publishers.local import LocalPublisher
+    from tests.publishers.conftest import fake_render, make_config, no_leaks, views
+
+    config = make_config(f"file://{tmp_path / 'site'}", clients=1)
+    client = config.clients[0]
+    target = LocalPublisher(tmp_path / "site")
+    publish_client(store, config, client, target, fake_render, build_view=views(), guard=no_leaks, now=now)
+    folder = tmp_path / "site" / get_link_token(store, client.key)
+    assert (folder / "timesheet.csv").exists()
+
+    protected = client.model_copy(update={"passphrase": True})
+    phrase = rotate_passphrase(store, client.key)
+
+    def render(view, link):
+        return apply_protection(store, protected, fake_render(view, link),
+                                lambda files, p, **kw: protect(files, p, iterations=FAST, **kw))
+
+    publish_client(store, config, protected, target, render, build_view=views(), guard=no_leaks, now=now)
+    assert sorted(p.name for p in folder.iterdir()) == [".manifest.json", "index.html"]
+    page = (folder / "index.html").read_bytes()
+    assert client.name.encode() not in page
+    opened = unprotect(page, phrase)
+    assert client.name in opened.html and [f.path for f in opened.files] == ["timesheet.csv"]
+
+
+def get_link_token(store, client_key: str) -> str:
+    from bridge.publishing import get_link
+
+    row = get_link(store, client_key)
+    assert row is not None
+    return row.token
+
+
+def test_cli_passphrase_rotate_show_and_status(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import cli
+
+    db = tmp_path / "store.db"
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(
+        f'[store]\nurl = "sqlite:///{db}"\n[[sources]]\nname = "h"\nkind = "harvest"\n'
+        '[[clients]]\nkey = "acme"\nname = "Acme"\nsources = { h = ["1"] }\npassphrase = true\n'
+    )
+    run = CliRunner().invoke
+    status = run(cli, ["-c", str(cfg), "passphrase", "acme"])
+    assert status.exit_code == 0 and "passphrase not set" in status.stdout
+    rotated = run(cli, ["-c", str(cfg), "passphrase", "acme", "--rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    phrase = rotated.stdout.strip()
+    assert re.fullmatch(r"([a-z2-9]{4}-){5}[a-z2-9]{4}", phrase)
+    assert "separately from the link" in rotated.stderr
+    shown = run(cli, ["-c", str(cfg), "passphrase", "acme", "--show"])
+    assert shown.stdout.strip() == phrase
+    status = run(cli, ["-c", str(cfg), "passphrase", "acme"])
+    assert "passphrase set, last rotated" in status.stdout and phrase not in status.output
+    audit = run(cli, ["-c", str(cfg), "audit", "--client", "acme"])
+    assert "passphrase_rotated" in audit.stdout and "passphrase_shown" in audit.stdout
+    assert phrase not in audit.output
+    unknown = run(cli, ["-c", str(cfg), "passphrase", "nobody", "--rotate"])
+    assert unknown.exit_code == 1 and "no client 'nobody'" in unknown.output

@@ -16,7 +16,7 @@ import pytest
 from publishers.protect import protect
 from publishers.render import render_portal
 from tests.publishers.factory import PEOPLE, make_view, link
-from tests.publishers.test_browser import VISIBLE, Cdp, _set, browser, open_page, problems  # noqa: F401 - fixture
+from tests.publishers.test_browser import VISIBLE, Cdp, _set, browser, open_page, problems, screenshot  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 
@@ -110,8 +110,10 @@ def test_wrong_passphrase_shows_a_message_and_nothing_else(browser: str, tmp_pat
     cdp = open_page(browser, locked.as_uri(), 390, mobile=True)
     try:
         before = cdp.eval(TEXT)
+        assert cdp.eval("document.documentElement.scrollWidth <= window.innerWidth")
         _submit(cdp, PASSPHRASE[:-1] + "x")
         message = _wait(cdp, "!document.getElementById('error').hidden && document.getElementById('error').textContent")
+        screenshot(cdp, "protected-wrong-passphrase-390.png")
         assert "passphrase is not right" in message
         assert cdp.eval("document.getElementById('error').getAttribute('role')") == "alert"
         text = cdp.eval(TEXT)
@@ -154,13 +156,13 @@ def test_idle_timeout_relocks_and_wipes_the_page(browser: str, tmp_path: Path) -
 
 
 def test_activity_keeps_the_page_open(browser: str, tmp_path: Path) -> None:
-    _, locked, _, _ = _pages(tmp_path, idle_minutes=1 / 30)  # two seconds
+    _, locked, _, _ = _pages(tmp_path, idle_minutes=1 / 60)  # one second
     cdp = open_page(browser, locked.as_uri(), 1280)
     try:
         _submit(cdp, PASSPHRASE)
         _wait(cdp, UNLOCKED)
-        for _ in range(6):  # 3 s of activity, longer than the idle limit
-            time.sleep(0.5)
+        for _ in range(6):  # 1.8 s of activity, longer than the idle limit
+            time.sleep(0.3)
             cdp.eval("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Tab'}))")
         assert cdp.eval(UNLOCKED) is True
         _wait(cdp, "!!document.getElementById('passphrase')", timeout=5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import gzip
 import json
 import os
@@ -14,6 +16,7 @@ import pytest
 
 from publishers import render
 from publishers.render import accessible_accent, contrast, json_island, render_portal
+from tests.publishers import factory
 from tests.publishers.factory import LOGO, make_view, link
 
 SECTION_ORDER = ["glance", "this-week", "burn", "breakdown", "timesheet-section", "billing", "notes", "updated"]
@@ -255,3 +258,52 @@ def test_unchanged_view_renders_identical_bytes() -> None:
     time.sleep(1.1)  # a second boundary: PDF and XLSX dates have one-second resolution
     second = render_portal(make_view(n=20), link, "tok")
     assert [f.data for f in first] == [f.data for f in second]
+
+
+def test_empty_view_renders() -> None:
+    """A new client with no projects, time or invoices yet still gets a sensible page."""
+    view = make_view(n=0)
+    view = dataclasses.replace(view, projects=(), this_week_by_person=(), invoices=(), invoice_preview=(),
+                               glossary=(), notes=None, change_note=None, as_of=None)
+    files = {f.path: f for f in render_portal(view, link, "tok")}
+    html = files["index.html"].data.decode()
+    assert "No projects to show yet." in html and "not yet synced" in html
+    assert 'id="timesheet"' not in html and island(html)["rows"] == []
+    assert files["timesheet.csv"].download_name.endswith(f"{view.generated_at.date().isoformat()}.csv")
+
+
+def test_money_budget_is_shown_in_its_currency() -> None:
+    view = make_view()
+    money = factory.budget("5000", "1250.50", kind="money", currency="EUR")
+    project = dataclasses.replace(view.projects[0], budget=money,
+                                  burn_chart=factory.burn(unit="money", budget_value="5000", currency="EUR"))
+    html = index_html(dataclasses.replace(view, projects=(project,)))
+    assert "€3,749.50" in html  # left
+    assert "€1,250.50 used of €5,000.00" in html
+    assert "Budget €5,000" in html  # the chart's budget line label
+
+
+def test_far_projection_is_clipped_but_described() -> None:
+    view = make_view()
+    p = view.projects[0]
+    chart = dataclasses.replace(p.burn_chart, projection=(
+        p.burn_chart.projection[0], dataclasses.replace(p.burn_chart.projection[-1], on=dt.date(2033, 3, 17))))
+    html = index_html(dataclasses.replace(view, projects=(dataclasses.replace(p, burn_chart=chart),)))
+    svg = html[html.index('<svg class="chart"'):html.index("</svg>", html.index('<svg class="chart"'))]
+    assert "17 Mar 2033" in svg  # in the text alternative
+    xs = [float(x) for x in re.findall(r"[ML]([\d.]+),", svg)]
+    assert xs and max(xs) <= 400
+    # the real weeks keep most of the width instead of a sliver
+    actual = re.search(r'class="actual" d="([^"]+)"', svg).group(1)
+    ax = [float(x) for x in re.findall(r"[ML]([\d.]+),", actual)]
+    assert ax[-1] - ax[0] > 60  # unclipped, eight years would leave them ~4 units
+
+
+def test_nice_ticks() -> None:
+    from publishers.charts import nice_ticks
+
+    for top in (0.4, 7, 73.5, 1234, 98765):
+        ticks = nice_ticks(top)
+        assert ticks[0] == 0 and ticks[-1] >= top and 3 <= len(ticks) <= 7
+        steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+        assert len(steps) == 1

@@ -319,3 +319,20 @@ def test_sse_setting_is_sent(localstack: str, bucket: str) -> None:
     p.bind(signed_at=utcnow(), expires_in=60).publish(token, fake_render({"name": "A"}, linker(p, token)))
     head = p.client.head_object(Bucket=bucket, Key=f"{token}/index.html")
     assert head["ServerSideEncryption"] == "AES256"
+
+
+def test_sse_kms_sends_the_key_id_and_never_an_acl(monkeypatch) -> None:
+    p = offline_publisher(sse="aws:kms", kms_key_id="arn:aws:kms:eu-west-1:111122223333:key/abc")
+    sent = []
+    monkeypatch.setattr(p.client, "put_object", lambda **kw: sent.append(kw))
+    p._upload("portals/t/index.html", RenderedFile("index.html", b"<p>x</p>", "text/html"), "h")
+    p._upload("portals/t/a.csv", RenderedFile("a.csv", b"a", "text/csv", download_name="a.csv"), "h2")
+    for kw in sent:
+        assert kw["ServerSideEncryption"] == "aws:kms"
+        assert kw["SSEKMSKeyId"] == "arn:aws:kms:eu-west-1:111122223333:key/abc"
+        assert not any(k.startswith(("ACL", "Grant")) for k in kw)
+        assert kw["CacheControl"] == "no-store, private"
+    import gzip
+
+    assert sent[0]["ContentEncoding"] == "gzip" and gzip.decompress(sent[0]["Body"]) == b"<p>x</p>"
+    assert "ContentEncoding" not in sent[1] and sent[1]["ContentDisposition"] == 'attachment; filename="a.csv"'
