@@ -318,3 +318,37 @@ def test_print_layout_drops_controls_and_prints(browser: str, tmp_path: Path) ->
         assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
     finally:
         cdp.close()
+
+
+CONTRAST_JS = r"""
+(() => {
+  const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((a, v, i) => a + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const bg = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c.slice(0, 3); } return [255, 255, 255]; };
+  const bad = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n; (n = walker.nextNode());) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || el.closest('svg,script,[hidden]') || !el.getClientRects().length) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === 'hidden' || s.display === 'none') continue;
+    const a = lum(rgb(s.color)), b = lum(bg(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const large = parseFloat(s.fontSize) >= 24 || (parseFloat(s.fontSize) >= 18.66 && +s.fontWeight >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(n.textContent.trim().slice(0, 30) + ' ' + ratio.toFixed(2));
+  }
+  return bad;
+})()
+"""
+
+
+@pytest.mark.parametrize("accent", ["#1f5fbf", "#ffd400", "#7fd1ff"])
+def test_text_meets_aa_contrast(browser: str, tmp_path: Path, accent: str) -> None:
+    index, _ = _write_portal(tmp_path, n=10, accent=accent)
+    cdp = open_page(browser, index.as_uri(), 1280)
+    try:
+        assert cdp.eval(CONTRAST_JS) == []
+    finally:
+        cdp.close()
