@@ -285,7 +285,7 @@ def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
 
     def publish(keys: set[str]) -> None:
         # publish_all logs and audits each failed client; the others are still published
-        publish_all(env.store, env.config, target, render, clients=sorted(keys))
+        publish_all(env.store, env.config, target, render, clients=sorted(keys), protect=_protector(env))
 
     return publish
 
@@ -519,13 +519,9 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
 
 def _demo_publish(env: Env, out: Path) -> None:
     """Render every demo client's portal into OUT/<token>/ and print the paths."""
-    try:
-        from bridge.publishing import publish_all
-        from publishers import publisher_for
-        from publishers.render import render_portal
-    except ImportError:  # pragma: no cover - portals land with the portal issue
-        return
-    report = publish_all(env.store, env.config, publisher_for(env.config.publish), render_portal)
+    from bridge.publishing import publish_all
+
+    report = publish_all(env.store, env.config, _target(env), _renderer(), protect=_protector(env))
     click.echo("\nPortals:")
     for o in report.outcomes:
         if o.ok:

@@ -100,6 +100,29 @@ def merge_policy(existing: Mapping[str, Any] | None, ours: Mapping[str, Any]) ->
     return doc
 
 
+def restrict_client(s3: "PolicyClient", bucket: str, prefix: str, client: ClientConfig, token: str) -> None:
+    """Put one client's statement (for its current token) into the bucket policy.
+
+    Publishing calls this before it uploads under a new token, so a first publish or a
+    revoke is never unrestricted until someone runs `bridge policy --apply`. Every other
+    statement, ours for other clients included, is kept.
+    """
+    mine = client_statement(client, bucket, prefix, token)
+    try:
+        raw = s3.get_bucket_policy(Bucket=bucket)["Policy"]
+        existing = json.loads(raw) if isinstance(raw, str) else raw
+    except Exception as exc:  # noqa: BLE001 - botocore's NoSuchBucketPolicy has no import-free class
+        if "NoSuchBucketPolicy" not in str(exc) and "NoSuchBucketPolicy" not in type(exc).__name__:
+            raise
+        existing = None
+    kept = [st for st in _statements(existing) if st.get("Sid") != mine["Sid"]]
+    doc: dict[str, Any] = {"Version": (existing or {}).get("Version", VERSION)}
+    if existing and "Id" in existing:
+        doc["Id"] = existing["Id"]
+    doc["Statement"] = kept + [mine]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(doc))
+
+
 def _statements(doc: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     if not doc:
         return []

@@ -227,6 +227,9 @@ def publish_client(
     if protect is not None:
         # after the guard saw the plain files: encryption would hide a leak from it
         files = list(protect(client, files))
+    restrict = getattr(bound, "restrict", None)
+    if client.allow_ips and restrict is not None:
+        restrict(client, token)  # before the upload: a new folder is never unrestricted
     result = bound.publish(token, files)
 
     issued = result.url != link_row.url or fresh

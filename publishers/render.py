@@ -191,15 +191,10 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
 
 
 def download_name(view: PortalView, what: str, ext: str) -> str:
-    """"Acme Robotics - timesheet - 2025-03-20.csv": the name a person saves."""
+    """The name a person saves, like "Acme Robotics - timesheet - 2025-03-20.csv"."""
     day = (view.as_of or view.generated_at).date().isoformat()
     client = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]+', " ", view.client_name).strip() or "Portal"
     return f"{client[:80]} - {what} - {day}.{ext}"
-
-
-def _currency_of(view: PortalView) -> str | None:
-    currencies = {t.currency for t in view.totals}
-    return currencies.pop() if len(currencies) == 1 else None
 
 
 def build_report(view: PortalView) -> Report:
@@ -415,6 +410,11 @@ def render_index(view: PortalView, link: LinkFn, token: str) -> str:
                 over=b.is_over_budget,
             )
     max_week = max((float(h.hours) for h in view.this_week_by_person), default=0.0)
+    # this week's people first, then everyone else who logged time to date
+    week = {h.label: h.hours for h in view.this_week_by_person}
+    to_date = {h.label: h.hours for h in view.hours_to_date_by_person}
+    week_rows = [(label, hours, to_date.get(label)) for label, hours in week.items()]
+    week_rows += [(label, None, hours) for label, hours in to_date.items() if label not in week]
     return env().get_template("portal/index.html.j2").render(
         view=view,
         accent=accent,
@@ -423,6 +423,8 @@ def render_index(view: PortalView, link: LinkFn, token: str) -> str:
         meters=meters,
         burn_svgs={p.anchor: _burn_svg(p, accent) for p in view.projects},
         max_week=max_week,
+        week_rows=week_rows,
+        has_to_date=bool(to_date),
         data=json_island(timesheet_data(view)),
         entries=timesheet_rows(view),
         summaries=weekly_rows(view),

@@ -155,14 +155,30 @@ class S3Publisher:
                     f"link_expiry of {expires_in} s is longer than S3 presigned URLs allow "
                     f"({MAX_PRESIGN_SECONDS} s = 7 days); shorten it or configure CloudFront signed URLs"
                 )
-            if allow_ips:
-                raise ConfigError("allow_ips needs CloudFront signed URLs; S3 presigned URLs cannot restrict by IP")
             self._check_credential_lifetime(signed_at + dt.timedelta(seconds=expires_in))
         clone = copy.copy(self)
         clone.signed_at = signed_at.astimezone(dt.timezone.utc).replace(microsecond=0)
         clone.expires_in = int(expires_in)
         clone.allow_ips = tuple(allow_ips)
         return clone
+
+    def restrict(self, client: Any, token: str) -> None:
+        """Enforce a client's allow_ips on plain S3 links through the bucket policy.
+
+        A presigned URL cannot carry an IP condition (a CloudFront signed URL does, so
+        with CloudFront there is nothing to do here).
+        """
+        if self.cloudfront is not None or not client.allow_ips:
+            return
+        from bridge.ip_policy import restrict_client
+
+        try:
+            restrict_client(self.client, self.bucket, self.prefix, client, token)
+        except ClientError as exc:
+            raise PublishError(
+                f"cannot put the IP allow-list for client {client.key!r} into the policy of bucket "
+                f"{self.bucket!r} ({_code(exc)}); the bridge's credentials need s3:PutBucketPolicy"
+            ) from None
 
     @property
     def expires_at(self) -> dt.datetime | None:

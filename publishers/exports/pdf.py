@@ -5,16 +5,20 @@ canvas takes about two seconds where table layout engines take a minute. Every t
 one line (long text is cut with an ellipsis; the CSV/XLSX keep it whole); the header row is
 repeated on each page and the footer says "Page n of m" via a form filled in at the end.
 
-DejaVu Sans (Debian package fonts-dejavu-core) covers Latin, Greek, Cyrillic and more; when
-it is missing we fall back to Helvetica and replace characters it cannot draw with "?".
+DejaVu Sans (Debian package fonts-dejavu-core) covers Latin, Greek, Cyrillic and more;
+characters it lacks (Chinese, Japanese, Korean) are drawn in Droid Sans Fallback (Debian
+package fonts-droid-fallback) when that is installed. Without DejaVu we fall back to
+Helvetica and replace characters it cannot draw with "?".
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,9 +32,12 @@ from reportlab.pdfgen.canvas import Canvas
 from publishers.exports.model import Cell, Column, Report, Table
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+FALLBACK_FONTS = (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),)
 PAGE = landscape(A4)
 MARGIN = 14 * mm
 ROW_H = 5.2 * mm
+MAX_NAME = 48 * mm  # a person, project or task column never grows wider than this
+MIN_FLEX = 45 * mm  # the description keeps at least this
 SIZE = 8.5
 INK = HexColor("#1d2330")
 MUTED = HexColor("#5a6272")
@@ -43,17 +50,33 @@ class Fonts:
     regular: str
     bold: str
     unicode: bool
+    cover: frozenset[int] = frozenset()  # code points the main font draws
+    fallback: str | None = None  # font for the rest, if any
+
+
+_FONTS: Fonts | None = None
 
 
 def _fonts() -> Fonts:
+    global _FONTS
+    if _FONTS is not None:
+        return _FONTS
+    _FONTS = Fonts("Helvetica", "Helvetica-Bold", False)
     for d in FONT_DIRS:
         reg, bold = d / "DejaVuSans.ttf", d / "DejaVuSans-Bold.ttf"
         if reg.exists() and bold.exists():
-            if "DejaVuSans" not in pdfmetrics.getRegisteredFontNames():
-                pdfmetrics.registerFont(TTFont("DejaVuSans", str(reg)))
-                pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(bold)))
-            return Fonts("DejaVuSans", "DejaVuSans-Bold", True)
-    return Fonts("Helvetica", "Helvetica-Bold", False)
+            regular = TTFont("DejaVuSans", str(reg))
+            pdfmetrics.registerFont(regular)
+            pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", str(bold)))
+            fallback = None
+            for path in FALLBACK_FONTS:
+                if path.exists():
+                    pdfmetrics.registerFont(TTFont("FallbackSans", str(path)))
+                    fallback = "FallbackSans"
+                    break
+            _FONTS = Fonts("DejaVuSans", "DejaVuSans-Bold", True, frozenset(regular.face.charToGlyph), fallback)
+            break
+    return _FONTS
 
 
 class _Doc:
@@ -81,12 +104,29 @@ class _Doc:
             return s
         return s.encode("cp1252", "replace").decode("cp1252")
 
-    def width(self, s: str, font: str) -> float:
+    def runs(self, s: str, font: str) -> list[tuple[str, str]]:
+        """`s` cut into (text, font) runs: the main font where it has the glyph."""
+        f = self.f
+        if f.fallback is None or s.isascii():
+            return [(s, font)]
+        cover = f.cover
+        if all(ord(ch) in cover for ch in s):
+            return [(s, font)]
+        out: list[tuple[str, str]] = []
+        for ch in s:
+            use = font if ord(ch) in cover or ch.isspace() else f.fallback
+            if out and out[-1][1] == use:
+                out[-1] = (out[-1][0] + ch, use)
+            else:
+                out.append((ch, use))
+        return out
+
+    def width(self, s: str, font: str, size: float = SIZE) -> float:
         key = (s, font)
-        w = self._width_cache.get(key)
+        w = self._width_cache.get(key) if size == SIZE else None
         if w is None:
-            w = pdfmetrics.stringWidth(s, font, SIZE)
-            if len(self._width_cache) < 50_000:
+            w = sum(pdfmetrics.stringWidth(run, rf, size) for run, rf in self.runs(s, font))
+            if size == SIZE and len(self._width_cache) < 50_000:
                 self._width_cache[key] = w
         return w
 
@@ -100,6 +140,26 @@ class _Doc:
             s = s[:-1]
         return s + "…"
 
+    def out(self, t: Any, s: str, font: str, size: float = SIZE) -> None:
+        """Write `s` into text object `t` (whose current font is `font`), switching fonts per run."""
+        runs = self.runs(s, font)
+        if len(runs) == 1 and runs[0][1] == font:
+            t.textOut(s)
+            return
+        for run, rf in runs:
+            t.setFont(rf, size)
+            t.textOut(run)
+        t.setFont(font, size)
+
+    def draw(self, x: float, y: float, s: str, font: str, size: float, *, right: bool = False) -> None:
+        s = self.text(s)
+        if right:
+            x -= self.width(s, font, size)
+        t = self.c.beginText(x, y)
+        t.setFont(font, size)
+        self.out(t, s, font, size)
+        self.c.drawText(t)
+
     def _new_page(self) -> None:
         if self.page:
             self.c.showPage()
@@ -107,11 +167,9 @@ class _Doc:
         c = self.c
         top = self.h - MARGIN
         c.setFillColor(self.accent)
-        c.setFont(self.f.bold, 11)
-        c.drawString(MARGIN, top, self.text(self.r.agency))
+        self.draw(MARGIN, top, self.r.agency, self.f.bold, 11)
         c.setFillColor(INK)
-        c.setFont(self.f.regular, 9)
-        c.drawRightString(self.w - MARGIN, top, self.text(f"{self.r.client} · data as of {self.r.as_of_text}"))
+        self.draw(self.w - MARGIN, top, f"{self.r.client} · data as of {self.r.as_of_text}", self.f.regular, 9, right=True)
         c.setStrokeColor(RULE)
         c.line(MARGIN, top - 4 * mm, self.w - MARGIN, top - 4 * mm)
         c.setFillColor(MUTED)
@@ -131,16 +189,13 @@ class _Doc:
         # keep a heading with the table header and a few rows under it
         self.need(size + 3 * mm + 5 * ROW_H)
         self.c.setFillColor(INK)
-        self.c.setFont(self.f.bold, size)
-        self.c.drawString(MARGIN, self.y - size, self.text(s))
+        self.draw(MARGIN, self.y - size, s, self.f.bold, size)
         self.y -= size + 3 * mm
 
     def line(self, s: str, *, muted: bool = False, bold: bool = False) -> None:
         self.need(ROW_H)
         self.c.setFillColor(MUTED if muted else INK)
-        font = self.f.bold if bold else self.f.regular
-        self.c.setFont(font, 9.5)
-        self.c.drawString(MARGIN, self.y - 9.5, self.text(s))
+        self.draw(MARGIN, self.y - 9.5, s, self.f.bold if bold else self.f.regular, 9.5)
         self.y -= ROW_H + 0.6 * mm
 
     def finish(self) -> bytes:
@@ -173,13 +228,52 @@ def _fmt(v: Cell, col: Column) -> str:
 _NUMERIC = ("hours", "money", "percent")
 
 
+def _widths(doc: _Doc, table: Table, avail: float, pad: float) -> list[float]:
+    """Column widths from the content: dates, figures and short codes get what they need
+    (they are never cut); names get up to MAX_NAME; the widest-weighted text column (the
+    description) takes what is left, and long text in it is cut with an ellipsis."""
+    cols = table.columns
+    sample = list(table.rows[:400]) + ([table.totals] if table.totals is not None else [])
+    need: list[float] = []
+    for i, col in enumerate(cols):
+        values = [doc.text(_fmt(r[i], col)) for r in sample]
+        sizes = sorted(doc.width(v, doc.f.bold if r is table.totals else doc.f.regular)
+                       for v, r in zip(values, sample) if v)
+        title = doc.width(doc.text(col.title), doc.f.bold)
+        if col.kind == "text" and sizes:
+            content = sizes[math.ceil(len(sizes) * 0.95) - 1]  # a few outliers may be cut
+        else:
+            content = sizes[-1] if sizes else 0.0
+        need.append(max(title, content) + 2 * pad + 1)
+    text = [i for i, c in enumerate(cols) if c.kind == "text"]
+    flex = max(text, key=lambda i: cols[i].width) if text else None
+    widths = [need[i] if cols[i].kind != "text" else min(need[i], MAX_NAME) for i in range(len(cols))]
+    if flex is None:
+        return [w * avail / sum(widths) for w in widths]
+    widths[flex] = 0.0
+    rest = avail - sum(widths)
+    if rest >= MIN_FLEX:
+        widths[flex] = rest
+        return widths
+    # too many columns: shrink the names (never the figures) so the description keeps MIN_FLEX
+    names = [i for i in text if i != flex]
+    short = MIN_FLEX - rest
+    total_names = sum(widths[i] for i in names)
+    if names and total_names > short:
+        for i in names:
+            widths[i] -= short * widths[i] / total_names
+        widths[flex] = MIN_FLEX
+        return widths
+    total = sum(c.width for c in cols)
+    return [avail * c.width / total for c in cols]
+
+
 def _table(doc: _Doc, table: Table) -> None:
     cols = table.columns
     avail = doc.w - 2 * MARGIN
-    total_w = sum(c.width for c in cols)
-    widths = [avail * c.width / total_w for c in cols]
-    xs = [MARGIN + sum(widths[:i]) for i in range(len(cols))]
     pad = 1.6 * mm
+    widths = _widths(doc, table, avail, pad)
+    xs = [MARGIN + sum(widths[:i]) for i in range(len(cols))]
     c = doc.c
     reg, bold = doc.f.regular, doc.f.bold
 
@@ -191,13 +285,13 @@ def _table(doc: _Doc, table: Table) -> None:
         c.setFillColor(BAND)
         c.rect(MARGIN, doc.y - ROW_H, avail, ROW_H, stroke=0, fill=1)
         c.setFillColor(INK)
-        c.setFont(bold, SIZE)
         for t, col, x, w in zip(titles(), cols, xs, widths):
             t = doc.fit(t, bold, w - 2 * pad)
+            base = doc.y - ROW_H + 1.7 * mm
             if col.kind in _NUMERIC:
-                c.drawRightString(x + w - pad, doc.y - ROW_H + 1.7 * mm, t)
+                doc.draw(x + w - pad, base, t, bold, SIZE, right=True)
             else:
-                c.drawString(x + pad, doc.y - ROW_H + 1.7 * mm, t)
+                doc.draw(x + pad, base, t, bold, SIZE)
         doc.y -= ROW_H
 
     # One text object per run of rows (instead of one per string) keeps 20k rows fast;
@@ -231,10 +325,12 @@ def _table(doc: _Doc, table: Table) -> None:
                 continue
             if col.kind in _NUMERIC:  # a figure is never cut; it may borrow the gutter
                 t.setTextOrigin(x + w - pad - doc.width(s, font), base)
-            else:
+            elif col.kind == "text":
                 s = doc.fit(doc.text(s), font, w - 2 * pad)
                 t.setTextOrigin(x + pad, base)
-            t.textOut(s)
+            else:
+                t.setTextOrigin(x + pad, base)
+            doc.out(t, s, font)
         doc.y -= ROW_H
         if rule:
             state["rules"].moveTo(MARGIN, doc.y)

@@ -189,7 +189,8 @@ def make_view(
         totals=(CurrencyTotal("EUR", billable, billable * 120 if rates else Decimal(0)),),
         projects=projects,
         this_week_by_person=tuple(HoursLine(k, v) for k, v in sorted(by_person.items())),
-        hours_to_date_by_person=(),
+        hours_to_date_by_person=tuple(
+            HoursLine(p, sum((r.hours for r in rows if r.person == p), Decimal(0))) for p in sorted({r.person for r in rows})),
         timesheet=() if weekly else rows,
         weekly_summaries=weekly_rows(rows) if weekly else (),
         unbilled=UnbilledView(Decimal("22.50"), (Money(Decimal("2700.00"), "EUR"),) if rates else ()),

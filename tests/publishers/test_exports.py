@@ -13,6 +13,7 @@ import pytest
 
 from publishers.exports.csv import defuse
 from publishers.render import build_report, fmt_datetime, render_portal, timesheet_rows
+from tests.conftest import skip_or_fail
 from tests.publishers.factory import make_view, link
 
 
@@ -156,3 +157,18 @@ def test_report_model_totals_equal_view() -> None:
     hours_at = [c.title for c in report.timesheet.columns].index("Hours")
     assert report.timesheet.totals[hours_at] == view.total_hours
     assert sum(r[hours_at] for r in report.timesheet.rows) == view.total_hours
+
+
+def test_pdf_draws_names_in_any_script() -> None:
+    from publishers.exports.pdf import FALLBACK_FONTS, _fonts
+
+    if not _fonts().unicode:
+        skip_or_fail("DejaVu Sans is missing (apt-get install fonts-dejavu-core)")
+    if not any(p.exists() for p in FALLBACK_FONTS):
+        skip_or_fail("no CJK fallback font (apt-get install fonts-droid-fallback)")
+    view = make_view(n=8, people=("李雷", "Ζωή Παπαδοπούλου", "Łukasz Żółć"), note="数据迁移脚本 – review ✓",
+                     rates=True)
+    text = "\n".join(pdf_pages(files_of(view)["report.pdf"]))
+    for s in ("李雷", "Ζωή Παπαδοπούλου", "Łukasz Żółć", "数据迁移脚本 – review ✓"):
+        assert s in text
+    assert "Currency" in text and "Curr…" not in text  # short columns are sized, not cut

@@ -106,6 +106,9 @@ def test_this_week_lists_people_with_hours() -> None:
     assert view.this_week_by_person, "factory should put time in this week"
     for line in view.this_week_by_person:
         assert f"<th scope=\"row\">{line.label}</th><td class=\"n\">{line.hours:,.2f}</td>" in week
+    for line in view.hours_to_date_by_person:
+        assert f"<td class=\"n\">{line.hours:,.2f}</td>" in week
+    assert f"{sum(h.hours for h in view.hours_to_date_by_person):,.2f}" in week
 
 
 def test_burn_chart_is_an_accessible_svg_with_a_data_table() -> None:

@@ -179,6 +179,34 @@ def test_revoke_kills_the_old_link_and_issues_a_new_one(store, localstack, bucke
     assert [e.action for e in publishing.audit_events(store, "acme")][-3:] == ["publish", "link_issued", "link_revoked"]
 
 
+@pytest.mark.s3
+def test_allow_ips_on_plain_s3_are_put_in_the_bucket_policy_for_the_current_token(store, localstack, bucket) -> None:
+    config = make_config(f"s3://{bucket}/portals", endpoint_url=localstack, region="us-east-1")
+    config.clients[0].allow_ips = ["203.0.113.0/24"]
+    target = S3Publisher.from_config(config.publish)
+    target.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Sid": "SomeoneElses", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+         "Resource": f"arn:aws:s3:::{bucket}"}]}))
+
+    def policy() -> dict:
+        return json.loads(target.client.get_bucket_policy(Bucket=bucket)["Policy"])
+
+    publishing.publish_all(store, config, target, fake_render, build_view=views(), guard=no_leaks)
+    acme, globex = publishing.get_link(store, "acme"), publishing.get_link(store, "globex")
+    ours = [st for st in policy()["Statement"] if st["Sid"].startswith("Clearhours")]
+    assert len(ours) == 1  # only the client with allow_ips, scoped to its folder alone
+    assert ours[0]["Resource"] == f"arn:aws:s3:::{bucket}/portals/{acme.token}/*"
+    assert ours[0]["Condition"]["NotIpAddress"]["aws:SourceIp"] == ["203.0.113.0/24"]
+    assert globex.token not in json.dumps(policy())
+    # a revoke moves the statement to the new token at once; other statements stay
+    res = publishing.revoke(store, config, "acme", target, fake_render, build_view=views(), guard=no_leaks)
+    new = publishing.get_link(store, "acme").token
+    ours = [st for st in policy()["Statement"] if st["Sid"].startswith("Clearhours")]
+    assert [st["Resource"] for st in ours] == [f"arn:aws:s3:::{bucket}/portals/{new}/*"]
+    assert any(st["Sid"] == "SomeoneElses" for st in policy()["Statement"])
+    assert res.url
+
+
 # --- nothing public ---------------------------------------------------------------------
 
 
@@ -264,8 +292,6 @@ def test_expiry_over_seven_days_is_refused() -> None:
     p.bind(signed_at=utcnow(), expires_in=604800)
     with pytest.raises(ConfigError, match="604800 s = 7 days"):
         p.bind(signed_at=utcnow(), expires_in=604801)
-    with pytest.raises(ConfigError, match="allow_ips needs CloudFront"):
-        p.bind(signed_at=utcnow(), expires_in=60, allow_ips=["203.0.113.0/24"])
 
 
 def test_temporary_credentials_bound_the_link_lifetime(monkeypatch) -> None:
