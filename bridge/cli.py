@@ -145,21 +145,15 @@ def sync(env: Env, sources: tuple[str, ...], full: bool, no_reconcile: bool, wai
     from bridge.progress import progress_for
     from bridge.sync import sync_all
 
-    lock = None
-    try:
-        from bridge.locks import source_lock
+    from contextlib import nullcontext
 
-        def lock(name: str):  # type: ignore[no-untyped-def]
-            return source_lock(env.store, name, wait=wait)
-    except ImportError:  # pragma: no cover - locks land with the scheduler
-        pass
+    from bridge.locks import source_lock
+
+    def lock(name: str):  # type: ignore[no-untyped-def]
+        return source_lock(env.store, name, wait=wait)
+
     progress = progress_for()
-    cm = progress if hasattr(progress, "__enter__") else None
-    if cm:
-        with cm:
-            reports = sync_all(env.config, env.store, _connector_factory(env), names=list(sources) or None,
-                               full=full, reconcile=not no_reconcile, progress=progress, lock=lock)
-    else:
+    with progress if hasattr(progress, "__enter__") else nullcontext():
         reports = sync_all(env.config, env.store, _connector_factory(env), names=list(sources) or None,
                            full=full, reconcile=not no_reconcile, progress=progress, lock=lock)
     _print_reports(reports, as_json)

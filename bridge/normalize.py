@@ -13,14 +13,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from collections.abc import Callable, Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
 from bridge.errors import RecordError
 from bridge.models import record_model
+
+R = TypeVar("R")
 
 # provider state -> normalized status, before amounts and due dates refine it
 # (open + partly paid -> partial; open/partial past due -> overdue).
@@ -173,3 +177,50 @@ def validated(model: Any, data: dict[str, Any]) -> Any:
         raise RecordError(
             f"{where}: {first['msg']}", field=where, source_id=str(data.get("source_id") or "")
         ) from None
+
+
+# --- record-level helpers every connector's normalizers share ---------------------------
+
+
+def record_id(raw: Any) -> str:
+    """The provider's id of a raw record, as a string; a record without one is refused."""
+    if not isinstance(raw, Mapping):
+        raise RecordError(f"record is {type(raw).__name__}, expected a JSON object", field="id")
+    sid = ref_id(raw.get("id"))
+    if sid in (None, "", "None"):
+        raise RecordError("id is missing", field="id")
+    return sid  # type: ignore[return-value]
+
+
+def flag(raw: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    """A JSON boolean; anything else ("yes", 1) is an error rather than a guess."""
+    value = raw.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise RecordError(f"{key} is {value!r}, expected true or false", field=key)
+    return value
+
+
+def required_text(raw: Mapping[str, Any], key: str = "name") -> str:
+    value = text(raw.get(key))
+    if value is None:
+        raise RecordError(f"{key} is missing", field=key)
+    return value
+
+
+def record(fn: Callable[..., R]) -> Callable[..., R]:
+    """Decorate a normalizer: check the id first, and stamp it on any RecordError so the
+    quarantine can name the record."""
+
+    @functools.wraps(fn)
+    def wrapper(raw: Mapping[str, Any], ctx: Any, **kw: Any) -> R:
+        record_id(raw)
+        try:
+            return fn(raw, ctx, **kw)
+        except RecordError as exc:
+            if not exc.source_id and isinstance(raw, Mapping) and raw.get("id") is not None:
+                exc.source_id = str(raw["id"])
+            raise
+
+    return wrapper

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
@@ -53,29 +52,7 @@ R = TypeVar("R", bound=Synced)
 # --- normalizers: raw Harvest item -> record ------------------------------------------
 
 
-def _source_id(raw: Mapping[str, Any]) -> str:
-    if not isinstance(raw, Mapping):
-        raise RecordError(f"record is {type(raw).__name__}, expected a JSON object", field="id")
-    sid = n.ref_id(raw.get("id"))
-    if sid is None:
-        raise RecordError("id is missing", field="id")
-    return sid
 
-
-def _flag(raw: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise RecordError(f"{key} is {value!r}, expected true or false", field=key)
-    return value
-
-
-def _name(raw: Mapping[str, Any], key: str = "name") -> str:
-    value = n.text(raw.get(key))
-    if value is None:
-        raise RecordError(f"{key} is missing", field=key)
-    return value
 
 
 def _client_currency(raw: Mapping[str, Any]) -> str | None:
@@ -97,42 +74,27 @@ def _day(raw: Mapping[str, Any], date_key: str, at_key: str, tz: ZoneInfo) -> dt
 def _common(raw: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     return {
         "source": ctx.source,
-        "source_id": _source_id(raw),
+        "source_id": n.record_id(raw),
         "updated_at": n.parse_datetime(raw.get("updated_at"), "updated_at"),
     }
 
 
-def _record(fn: Callable[[Mapping[str, Any], Context], R]) -> Callable[[Mapping[str, Any], Context], R]:
-    """Check the id first, and stamp it on any RecordError so the quarantine can name the record."""
 
-    @functools.wraps(fn)
-    def wrapper(raw: Mapping[str, Any], ctx: Context) -> R:
-        _source_id(raw)  # a record without an id cannot even be quarantined by name: check it first
-        try:
-            return fn(raw, ctx)
-        except RecordError as exc:
-            if not exc.source_id and isinstance(raw, Mapping) and raw.get("id") is not None:
-                exc.source_id = str(raw["id"])
-            raise
-
-    return wrapper
-
-
-@_record
+@n.record
 def _client(raw: Mapping[str, Any], ctx: Context) -> Client:
     cur = raw.get("currency")
     return n.validated(Client, {
         **_common(raw, ctx),
-        "name": _name(raw),
+        "name": n.required_text(raw),
         "currency": None if cur is None else n.currency(cur),
-        "is_active": _flag(raw, "is_active", True),
+        "is_active": n.flag(raw, "is_active", True),
     })
 
 
 def _budget(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Harvest's `budget_by` names both the unit and the scope; we keep the unit and amount."""
     by = raw.get("budget_by") or "none"
-    period = "monthly" if _flag(raw, "budget_is_monthly") else "total"
+    period = "monthly" if n.flag(raw, "budget_is_monthly") else "total"
     if by in HOURS_BUDGETS:
         hours = raw.get("budget")
         seconds = None if hours is None else n.hours_to_seconds(hours, "budget")
@@ -150,16 +112,16 @@ def _budget(raw: Mapping[str, Any]) -> dict[str, Any]:
     raise RecordError(f"budget_by is {by!r}, not a known Harvest budget type", field="budget_by")
 
 
-@_record
+@n.record
 def _project(raw: Mapping[str, Any], ctx: Context) -> Project:
     bill_by = n.text(raw.get("bill_by"))
     return n.validated(Project, {
         **_common(raw, ctx),
         "client_source_id": n.ref_id(raw.get("client")),
-        "name": _name(raw),
+        "name": n.required_text(raw),
         "code": n.text(raw.get("code")),
-        "is_active": _flag(raw, "is_active", True),
-        "is_billable": _flag(raw, "is_billable", True),
+        "is_active": n.flag(raw, "is_active", True),
+        "is_billable": n.flag(raw, "is_billable", True),
         "currency": _client_currency(raw),
         **_budget(raw),
         "starts_on": n.parse_date(raw.get("starts_on"), "starts_on"),
@@ -181,7 +143,7 @@ def _role(raw: Mapping[str, Any]) -> str | None:
     return None
 
 
-@_record
+@n.record
 def _person(raw: Mapping[str, Any], ctx: Context) -> Person:
     return n.validated(Person, {
         **_common(raw, ctx),
@@ -189,25 +151,25 @@ def _person(raw: Mapping[str, Any], ctx: Context) -> Person:
         "last_name": n.text(raw.get("last_name")) or "",
         "email": n.text(raw.get("email")),
         "role": _role(raw),
-        "is_active": _flag(raw, "is_active", True),
-        "is_contractor": _flag(raw, "is_contractor"),
+        "is_active": n.flag(raw, "is_active", True),
+        "is_contractor": n.flag(raw, "is_contractor"),
         "default_hourly_rate": n.to_decimal(raw.get("default_hourly_rate"), "default_hourly_rate"),
         "cost_rate": n.to_decimal(raw.get("cost_rate"), "cost_rate"),
     })
 
 
-@_record
+@n.record
 def _task(raw: Mapping[str, Any], ctx: Context) -> Task:
     return n.validated(Task, {
         **_common(raw, ctx),
-        "name": _name(raw),
-        "is_billable_default": _flag(raw, "billable_by_default", True),
-        "is_active": _flag(raw, "is_active", True),
+        "name": n.required_text(raw),
+        "is_billable_default": n.flag(raw, "billable_by_default", True),
+        "is_active": n.flag(raw, "is_active", True),
         "default_hourly_rate": n.to_decimal(raw.get("default_hourly_rate"), "default_hourly_rate"),
     })
 
 
-@_record
+@n.record
 def _task_assignment(raw: Mapping[str, Any], ctx: Context) -> TaskAssignment:
     project, task = n.ref_id(raw.get("project")), n.ref_id(raw.get("task"))
     if project is None:
@@ -219,19 +181,19 @@ def _task_assignment(raw: Mapping[str, Any], ctx: Context) -> TaskAssignment:
         **_common(raw, ctx),
         "project_source_id": project,
         "task_source_id": task,
-        "is_billable": _flag(raw, "billable", True),
-        "is_active": _flag(raw, "is_active", True),
+        "is_billable": n.flag(raw, "billable", True),
+        "is_active": n.flag(raw, "is_active", True),
         "budget_seconds": None if budget is None else n.hours_to_seconds(budget, "budget"),
         "hourly_rate": n.to_decimal(raw.get("hourly_rate"), "hourly_rate"),
     })
 
 
-@_record
+@n.record
 def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     # `hours` includes a running timer's time so far; the next sync brings the final value.
     hours = n.to_decimal(raw.get("hours"), "hours")
     seconds = n.hours_to_seconds(hours, "hours")
-    is_billable = _flag(raw, "billable")
+    is_billable = n.flag(raw, "billable")
     rate = n.to_decimal(raw.get("billable_rate"), "billable_rate")
     amount = (hours * rate).quantize(CENT, rounding=ROUND_HALF_UP) if is_billable and rate is not None else None
     return n.validated(TimeEntry, {
@@ -243,10 +205,10 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
         "spent_date": n.require_date(raw.get("spent_date"), "spent_date"),
         "seconds": seconds,
         "is_billable": is_billable,
-        "is_running": _flag(raw, "is_running"),
-        "is_invoiced": _flag(raw, "is_billed"),
+        "is_running": n.flag(raw, "is_running"),
+        "is_invoiced": n.flag(raw, "is_billed"),
         # Harvest marks approval as closed; invoicing or a period lock sets is_locked.
-        "is_approved": _flag(raw, "is_closed") or _flag(raw, "is_locked"),
+        "is_approved": n.flag(raw, "is_closed") or n.flag(raw, "is_locked"),
         "invoice_source_id": n.ref_id(raw.get("invoice")),
         "notes": n.text(raw.get("notes")),
         "billable_rate": rate,
@@ -263,7 +225,7 @@ def _required_money(raw: Mapping[str, Any], key: str) -> Decimal:
     return value
 
 
-@_record
+@n.record
 def _invoice(raw: Mapping[str, Any], ctx: Context) -> Invoice:
     amount = _required_money(raw, "amount")
     due_amount = _required_money(raw, "due_amount")
@@ -287,7 +249,7 @@ def _invoice(raw: Mapping[str, Any], ctx: Context) -> Invoice:
     })
 
 
-@_record
+@n.record
 def _payment(raw: Mapping[str, Any], ctx: Context) -> Payment:
     invoice = n.ref_id(raw.get(PARENT_ID_KEY))
     if invoice is None:

@@ -51,7 +51,7 @@ from bridge.config import SourceConfig
 from bridge.connector import Context, Page, Resource
 from bridge.errors import ConfigError, FatalSourceError, RecordError
 from bridge.http import HttpClient, RateLimiter, RetryPolicy
-from bridge.models import Client, Invoice, Payment, Person, Project, Synced, Task, TimeEntry
+from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.pagination import PageNumberPager
 from connectors import jsonapi
 
@@ -124,29 +124,7 @@ def _tidy(text: str) -> str | None:
     return n.text("\n".join(line for line in lines if line))
 
 
-def _source_id(raw: Mapping[str, Any]) -> str:
-    if not isinstance(raw, Mapping):
-        raise RecordError(f"record is {type(raw).__name__}, expected a JSON object", field="id")
-    sid = raw.get("id")
-    if sid in (None, "", "None"):
-        raise RecordError("id is missing", field="id")
-    return str(sid)
 
-
-def _flag(raw: Mapping[str, Any], key: str, default: bool = False) -> bool:
-    value = raw.get(key)
-    if value is None:
-        return default
-    if not isinstance(value, bool):
-        raise RecordError(f"{key} is {value!r}, expected true or false", field=key)
-    return value
-
-
-def _name(raw: Mapping[str, Any], key: str = "name") -> str:
-    value = n.text(raw.get(key))
-    if value is None:
-        raise RecordError(f"{key} is missing", field=key)
-    return value
 
 
 def _minutes(raw: Mapping[str, Any], key: str) -> int:
@@ -189,38 +167,24 @@ def _changed_at(raw: Mapping[str, Any]) -> dt.datetime | None:
 
 
 def _common(raw: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
-    return {"source": ctx.source, "source_id": _source_id(raw), "updated_at": _changed_at(raw)}
+    return {"source": ctx.source, "source_id": n.record_id(raw), "updated_at": _changed_at(raw)}
 
-
-def _record(fn: Callable[..., Synced]) -> Callable[..., Synced]:
-    """Stamp the record's id on any RecordError, so the quarantine can name the record."""
-
-    @functools.wraps(fn)
-    def wrapper(raw: Mapping[str, Any], ctx: Context, **kw: Any) -> Synced:
-        try:
-            return fn(raw, ctx, **kw)
-        except RecordError as exc:
-            if not exc.source_id and isinstance(raw, Mapping) and raw.get("id") is not None:
-                exc.source_id = str(raw["id"])
-            raise
-
-    return wrapper
 
 
 # --- normalizers: one flattened Productive resource -> record --------------------------
 
 
-@_record
+@n.record
 def _client(raw: Mapping[str, Any], ctx: Context) -> Client:
     return n.validated(Client, {
         **_common(raw, ctx),
-        "name": _name(raw),
+        "name": n.required_text(raw),
         "currency": _currency(raw, "default_currency"),
         "is_active": raw.get("archived_at") is None,
     })
 
 
-@_record
+@n.record
 def _person(raw: Mapping[str, Any], ctx: Context) -> Person:
     return n.validated(Person, {
         **_common(raw, ctx),
@@ -239,13 +203,13 @@ def _hourly_price(service: Mapping[str, Any], scale: int) -> Decimal | None:
     return _money(service, "price", scale)
 
 
-@_record
+@n.record
 def _task(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> Task:
     """Productive tracks time on services (a deal's line of work); they are our tasks."""
-    billable = _flag(raw, "billable", True)
+    billable = n.flag(raw, "billable", True)
     return n.validated(Task, {
         **_common(raw, ctx),
-        "name": _name(raw),
+        "name": n.required_text(raw),
         "is_billable_default": billable,
         "is_active": raw.get("deleted_at") is None,
         "default_hourly_rate": _hourly_price(raw, scale) if billable else None,
@@ -294,7 +258,7 @@ def budget_fields(deals: Sequence[Mapping[str, Any]], scale: int = DEFAULT_MONEY
     return out
 
 
-@_record
+@n.record
 def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> Project:
     deals = raw.get(BUDGETS_KEY) or []
     # A budget edit changes the deal, not the project: the row's change time must see both,
@@ -304,7 +268,7 @@ def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
         **_common(raw, ctx),
         "updated_at": changed,
         "client_source_id": jsonapi.dig_id(raw, "company"),
-        "name": _name(raw),
+        "name": n.required_text(raw),
         "code": n.text(raw.get("project_number")) or n.text(raw.get("number")),
         "is_active": raw.get("archived_at") is None,
         "is_billable": raw.get("project_type_id") != INTERNAL_PROJECT_TYPE,
@@ -312,7 +276,7 @@ def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
     })
 
 
-@_record
+@n.record
 def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> TimeEntry:
     if raw.get("time") is None:
         raise RecordError("time is missing", field="time")
@@ -335,8 +299,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MO
         "seconds": minutes * 60,
         "is_billable": billable_minutes > 0,
         "is_running": running,
-        "is_invoiced": _flag(raw, "invoiced"),
-        "is_approved": _flag(raw, "approved"),
+        "is_invoiced": n.flag(raw, "invoiced"),
+        "is_approved": n.flag(raw, "approved"),
         "notes": html_to_text(raw.get("note")),
         "billable_rate": rate,
         "billable_amount": amount,
@@ -361,7 +325,7 @@ def _invoice_state(raw: Mapping[str, Any], scale: int) -> str:
     return "finalized"
 
 
-@_record
+@n.record
 def _invoice(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> Invoice:
     amount = _money(raw, "amount_with_tax", scale)
     if amount is None:
@@ -388,7 +352,7 @@ def _invoice(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
     })
 
 
-@_record
+@n.record
 def _payment(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> Payment:
     invoice = jsonapi.dig_id(raw, "invoice")
     if invoice is None:
