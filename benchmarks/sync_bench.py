@@ -101,7 +101,15 @@ def main() -> None:
 
         changed = max(1, int(args.entries * args.edit_percent / 100))
         edited = sandbox.admin.post("/entries/edit_spread", json={"count": changed}).json()["edited"]
+        sandbox.admin.post("/reset")
         second, seconds2, conn2 = run()
+        by_path: dict[str, int] = {}
+        for r in sandbox.admin.get("/log").json()["requests"]:
+            if "/_sandbox" in r["path"]:
+                continue
+            kind = "incremental" if "updated" in (r.get("query") or "") else "other"
+            key = f'{r["path"].rsplit("/", 1)[-1]}:{kind}'
+            by_path[key] = by_path.get(key, 0) + 1
         incremental = second.requests - second.reconcile_requests
         min_incremental = _minimum(store, conn2, src.name, args.entries, edited)
         live = store.counts(src.name)["time_entries"]
@@ -124,6 +132,7 @@ def main() -> None:
         "incremental_requests": incremental,
         "min_incremental_requests": min_incremental,
         "incremental_seconds": round(seconds2, 2),
+        "incremental_requests_by_path": by_path,
         "reconcile_requests": first.reconcile_requests,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "database": "postgresql" if url.startswith("postgres") else "sqlite",

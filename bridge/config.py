@@ -100,7 +100,7 @@ class SourceConfig(_Model):
     every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
     cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
     reconcile_days: int = Field(60, ge=1, description="Deletions are checked over this many past days on each sync.")
-    overlap_seconds: int = Field(300, ge=0, description="Re-fetch this much before the cursor, so same-second edits are never missed.")
+    overlap_seconds: int = Field(60, ge=0, description="Ask this much before the cursor, so a same-second or late-committed edit is never missed.")
     money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
     timeout_seconds: float = Field(30.0, gt=0)
     requests_per_window: int | None = Field(None, description="Override the provider's documented rate limit (testing).")

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from bridge.http import HttpClient
 from bridge.models import Synced
 
 
@@ -76,6 +77,7 @@ class Connector(Protocol):
     kind: ClassVar[str]
     resources: ClassVar[Mapping[str, Resource]]
     name: str
+    http: HttpClient  # the shared client: request counts and the provider's clock
 
     @property
     def requests(self) -> int:

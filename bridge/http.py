@@ -9,6 +9,7 @@ documented rate limit so that 429s stay the exception.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import datetime
 import logging
 import threading
@@ -121,7 +122,15 @@ class HttpClient:
     transport: httpx.BaseTransport | None = None
     auth_advice: str = "check the API token and account id in the environment variables named in the config"
     requests: int = 0
+    # The provider's clock (its Date header) at the first response after `mark_clock()`:
+    # the sync engine's cursor follows the provider's clock, never ours.
+    server_time: dt.datetime | None = None
+    _marking: bool = False
     _client: httpx.Client | None = None
+
+    def mark_clock(self) -> None:
+        """Remember the provider's time of the next successful response."""
+        self.server_time, self._marking = None, True
 
     @property
     def client(self) -> httpx.Client:
@@ -209,6 +218,8 @@ class HttpClient:
         url = sanitize_url(str(response.request.url))
         what = resource or url
         if 200 <= status < 300:
+            if self._marking:
+                self.server_time, self._marking = _server_date(response), False
             try:
                 # orjson: half the decoding time of json on large pages (the bridge's hot path)
                 return orjson.loads(response.content)
@@ -234,6 +245,14 @@ class HttpClient:
             f"{self.source}: HTTP {status} on {url}: {body.strip()}",
             source=self.source, resource=resource,
         )
+
+
+def _server_date(response: httpx.Response) -> dt.datetime | None:
+    try:
+        when = parsedate_to_datetime(response.headers.get("Date", ""))
+    except (TypeError, ValueError):
+        return None
+    return when.astimezone(dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -178,14 +178,14 @@ def _sync_resource(
     source = connector.name
     cur = store.cursor(source, res.name)
     resume = cur.resume if cur else None
+    our_start = now()
     if resume and cur is not None:
-        # Resuming a killed run: keep its `since` and start time so the high-water mark
-        # stays below anything edited while it paged.
-        run_started = cur.run_started_at or now()
+        # Resuming a killed run: keep its `since` and its start, so the cursor lands
+        # where one clean run would have put it.
+        started: dt.datetime | None = cur.run_started_at
         pending = cur.pending
     else:
-        run_started = now()
-        pending = None
+        started, pending = None, None
     since = None
     if res.incremental and cur is not None and cur.value is not None:
         since = cur.value - overlap
@@ -194,55 +194,73 @@ def _sync_resource(
     count = 0
     try:
         try:
-            count = _pull(connector, store, res, ctx, report, since, resume, pending, run_started, progress, stop)
+            count, started = _pull(connector, store, res, ctx, report, since, resume, pending, started, progress, stop)
         except FatalSourceError:
             if not resume:
                 raise
             # A stale resume link (cursor links can expire): start this resource over;
             # upserts are idempotent, so re-reading committed pages is harmless.
             log.warning("%s: could not resume %s; starting it over", source, res.name)
-            pending = None
-            count = _pull(connector, store, res, ctx, report, since, None, None, run_started, progress, stop)
+            count, started = _pull(connector, store, res, ctx, report, since, None, None, None, progress, stop)
         after = store.cursor(source, res.name)
         pending = after.pending if after else None
     finally:
         if progress:
             progress.done(source, res.name)
-    # The high-water mark never passes the run's start: a record edited while we paged
-    # may have moved between pages, so the next run looks again from there.
-    value = pending
-    if value is not None and cur is not None and cur.value is not None and value < cur.value:
-        value = cur.value
-    if value is not None and value > run_started:
-        value = run_started
-    if value is None and cur is not None:
-        value = cur.value
-    store.finish_cursor(source, res.name, value)
+    store.finish_cursor(source, res.name, _next_cursor(cur, started, pending, our_start))
     report.resources[res.name] = count
+
+
+def _next_cursor(
+    cur: Any, started: dt.datetime | None, pending: dt.datetime | None, our_start: dt.datetime
+) -> dt.datetime | None:
+    """Where the next run of a completed listing asks from.
+
+    The listing saw everything the provider changed before it began, so that moment,
+    on the provider's own clock (its Date header), is the cursor: our clock's skew
+    cannot hide an edit, and records changed long before it are not asked for again.
+    Without a Date header: the newest change seen, never past our own start (a record
+    edited while we paged may have moved between pages).
+    """
+    if started is not None:
+        value: dt.datetime | None = started
+    else:
+        value = min(pending, our_start) if pending is not None else None
+    previous = cur.value if cur is not None else None
+    if value is None or (previous is not None and value < previous):
+        return previous
+    return value
 
 
 def _pull(
     connector: Connector, store: Store, res: Resource, ctx: Context, report: SourceReport,
     since: dt.datetime | None, resume: str | None, pending: dt.datetime | None,
-    run_started: dt.datetime, progress: Progress | None, stop: threading.Event | None,
-) -> int:
+    started: dt.datetime | None, progress: Progress | None, stop: threading.Event | None,
+) -> tuple[int, dt.datetime | None]:
+    """Page through one resource; returns the item count and the provider's clock at its start."""
     source = connector.name
+    http = getattr(connector, "http", None)
+    fresh = started is None and not resume
+    if fresh and http is not None:
+        http.mark_clock()
     count = 0
     for page in prefetch(connector.pages(res.name, since, resume=resume)):
         _check_stop(stop)
+        if fresh and count == 0 and http is not None:
+            started = http.server_time
         records, rejected = _normalize(res, page.items, ctx)
         pending = _max_updated(records, pending)
         write = store.commit_page(
             source, res.name, res.model, records, rejected,
-            resume=page.resume, pending=pending, run_started_at=run_started,
+            resume=page.resume, pending=pending, run_started_at=started,
         )
         _tally(report, write, source)
         for rej in rejected:
             log.warning("%s: quarantined %s %s: %s", source, res.name, rej.source_id, rej.reason)
-        count += len(page.items)
+        count += len(page.items) or 0
         if progress:
             progress.advance(source, res.name, len(page.items))
-    return count
+    return count, started
 
 
 _DONE = object()

@@ -1,6 +1,6 @@
 """The neutral, already-redacted table model the exporters consume.
 
-Values are typed (dates are `date`, hours are `float` hours, money is `Decimal`), so each
+Values are typed (dates are `date`, hours and money are `Decimal`), so each
 format can store them natively: real dates and numbers in XLSX, plain text in CSV.
 """
 
@@ -43,7 +43,3 @@ class Report:
     invoices: Table | None = None
     facts: Sequence[tuple[str, str]] = ()  # short label/value lines under the header
 
-
-def hours(seconds: int) -> float:
-    """Seconds as (unrounded) hours; formats round for display, so XLSX sums stay exact."""
-    return seconds / 3600

@@ -328,3 +328,26 @@ def test_prefetch_keeps_order_and_raises_where_the_provider_failed() -> None:
         for page in prefetch(pages()):
             got.append(page.resume)
     assert got == ["0", "1", "2", "3", "4"]
+
+
+class _ProviderClock:
+    """The slice of HttpClient the engine reads: the provider's Date at a listing's start."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at, self.server_time = at, None
+
+    def mark_clock(self) -> None:
+        self.server_time = self.at
+
+
+def test_cursor_follows_the_providers_clock_at_the_listings_start(store: Store) -> None:
+    provider_now = T0 + dt.timedelta(days=3)  # our clock (NOW) may say anything else
+    conn = FakeConnector(_data(10))
+    conn.http = _ProviderClock(provider_now)  # type: ignore[attr-defined]
+    assert run(conn, store).status == "ok"
+    assert store.cursor("fake", "time_entries").value == provider_now
+    again = FakeConnector(_data(10))
+    again.http = _ProviderClock(provider_now + dt.timedelta(hours=1))  # type: ignore[attr-defined]
+    run(again, store)
+    # asked from the listing's start (overlap 0 here), so nothing seen before is asked for again
+    assert [s for r, s in again.calls if r == "time_entries" and s != "ids"] == [provider_now]
