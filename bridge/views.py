@@ -585,8 +585,9 @@ def assemble_view(
     return PortalView(
         client_name=client_cfg.name,
         agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact),
-        as_of=rows.as_of,
-        generated_at=now.astimezone(dt.timezone.utc),
+        # shown to the client in the agency's zone, with its offset, not in UTC
+        as_of=rows.as_of.astimezone(zone) if rows.as_of is not None else None,
+        generated_at=now.astimezone(zone),
         today=today,
         week_start=week_start,
         week_end=week_end,

@@ -7,6 +7,8 @@ the admin API under `/_sandbox/`. See `connectors/sandbox/__init__.py` for the p
 
 from __future__ import annotations
 
+import email.utils
+
 import dataclasses
 import datetime as dt
 import json
@@ -457,6 +459,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base signature
         pass  # the sandbox keeps its own request log
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header on the agency's clock, the one its updated_at stamps come from,
+        as a real provider's Date and its records share one clock (tests inject a clock)."""
+        if timestamp is None:
+            agency = self.sandbox.agency
+            with agency.lock:
+                timestamp = agency.now().timestamp()
+        return email.utils.formatdate(timestamp, usegmt=True)
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
