@@ -30,6 +30,10 @@ from bridge.sync import sync_source  # noqa: E402
 from connectors import build_connector  # noqa: E402
 from connectors.sandbox.demo import source_block  # noqa: E402
 
+# Reference endpoints a resource reads besides its own path: Productive keeps budgets in
+# deals, which the projects resource lists first (one page of reference data).
+EXTRA_REFERENCE_PAGES = {"productive": 1}
+
 PROVIDER_PREFIX = {"harvest": "/harvest/v2", "freshbooks": "/freshbooks", "productive": "/productive/api/v2"}
 
 
@@ -46,7 +50,7 @@ def _minimum(store: Store, connector: object, source: str, entries: int, changed
     size = _page_size(connector)
     resources = connector.resources  # type: ignore[attr-defined]
     counts = store.counts(source)
-    total = 0
+    total = EXTRA_REFERENCE_PAGES.get(connector.kind, 0)  # type: ignore[attr-defined]
     for res in resources.values():
         if res.name == "time_entries":
             total += max(1, math.ceil((changed if changed is not None else entries) / size))
@@ -61,19 +65,29 @@ def _minimum(store: Store, connector: object, source: str, entries: int, changed
     return total
 
 
+def _throttled(sandbox: SandboxProcess, provider: str) -> int:
+    """429s the sandbox's rate limiter answered (its counters reset with /reset)."""
+    return sum(v for k, v in sandbox.counters()["statuses"].get(provider, {}).items() if k == "429")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--entries", type=int, default=20000)
     ap.add_argument("--provider", default="harvest", choices=sorted(PROVIDER_PREFIX))
     ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temp dir")
     ap.add_argument("--edit-percent", type=float, default=1.0)
+    ap.add_argument("--rate-limits", action="store_true",
+                    help="keep the sandbox's rate limiter at the provider's documented limits and count its 429s")
     args = ap.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="clearhours-bench-")
     url = args.database_url or f"sqlite:///{tmp}/bench.db"
-    with SandboxProcess(args.entries) as sandbox:
+    with SandboxProcess(args.entries, rate_limits=args.rate_limits) as sandbox:
         block, env = source_block(args.provider, sandbox.base_url + PROVIDER_PREFIX[args.provider])
         os.environ.update(env)
+        if not args.rate_limits:
+            # local throughput: lift the connector's client-side limiter along with the server's
+            block.update(requests_per_window=1_000_000, window_seconds=1)
         cfg = parse_config({"sources": [block]})
         src = cfg.sources[0]
         store = Store(url)
@@ -101,6 +115,7 @@ def main() -> None:
 
         changed = max(1, int(args.entries * args.edit_percent / 100))
         edited = sandbox.admin.post("/entries/edit_spread", json={"count": changed}).json()["edited"]
+        throttled = _throttled(sandbox, args.provider)
         sandbox.admin.post("/reset")
         second, seconds2, conn2 = run()
         by_path: dict[str, int] = {}
@@ -114,6 +129,7 @@ def main() -> None:
         min_incremental = _minimum(store, conn2, src.name, args.entries, edited)
         live = store.counts(src.name)["time_entries"]
         store.close()
+        throttled += _throttled(sandbox, args.provider)
 
     result = {
         "provider": args.provider,
@@ -136,6 +152,8 @@ def main() -> None:
         "reconcile_requests": first.reconcile_requests,
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "database": "postgresql" if url.startswith("postgres") else "sqlite",
+        "rate_limits": args.rate_limits,
+        "throttled_429": throttled,
     }
     print(table([(k, v) for k, v in result.items()]))
     print(json.dumps(result))

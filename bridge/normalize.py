@@ -184,7 +184,7 @@ def validated(model: Any, data: dict[str, Any]) -> Any:
 
 def record_id(raw: Any) -> str:
     """The provider's id of a raw record, as a string; a record without one is refused."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise RecordError(f"record is {type(raw).__name__}, expected a JSON object", field="id")
     sid = ref_id(raw.get("id"))
     if sid in (None, "", "None"):
@@ -219,7 +219,7 @@ def record(fn: Callable[..., R]) -> Callable[..., R]:
         try:
             return fn(raw, ctx, **kw)
         except RecordError as exc:
-            if not exc.source_id and isinstance(raw, Mapping) and raw.get("id") is not None:
+            if not exc.source_id and raw.get("id") is not None:
                 exc.source_id = str(raw["id"])
             raise
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import operator
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot open the store: {exc.__class__.__name__}") from None
         self.dialect = self.engine.dialect.name
-        self._writers: dict[str, tuple[str, list[str], list[Any]]] = {}
+        self._writers: dict[str, tuple[str, list[str], list[tuple[int, Any]]]] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -217,13 +218,17 @@ class Store:
         if not changed:
             return write
         sql, columns, processors = self._writer(table)
-        params = [
-            tuple(proc(r.get(c)) if proc else r.get(c) for c, proc in zip(columns, processors)) for r in changed
-        ]
+        pick = operator.itemgetter(*columns)
+        params = []
+        for r in changed:
+            values = list(pick(r))
+            for i, proc in processors:
+                values[i] = proc(values[i])
+            params.append(tuple(values))
         conn.exec_driver_sql(sql, params)
         return write
 
-    def _writer(self, table: sa.Table) -> tuple[str, list[str], list[Any]]:
+    def _writer(self, table: sa.Table) -> tuple[str, list[str], list[tuple[int, Any]]]:
         """One compiled upsert per table, and each column's own bind processor.
 
         SQLAlchemy's per-row statement machinery costs more than the database itself at
@@ -243,7 +248,7 @@ class Store:
             f"VALUES ({', '.join([mark] * len(columns))}) "
             f"ON CONFLICT ({quote('source')}, {quote('source_id')}) DO UPDATE SET {updates}"
         )
-        processors = [table.c[c].type._cached_bind_processor(dialect) for c in columns]
+        processors = [(i, p) for i, c in enumerate(columns) if (p := table.c[c].type._cached_bind_processor(dialect))]
         self._writers[table.name] = (sql, columns, processors)
         return self._writers[table.name]
 
