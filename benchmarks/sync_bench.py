@@ -65,6 +65,30 @@ def _minimum(store: Store, connector: object, source: str, entries: int, changed
     return total
 
 
+def _fresh_schema(url: str) -> tuple[str, str]:
+    """A throwaway schema, so the benchmark neither reads nor leaves rows in the database's own."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    engine = sa.create_engine(Store(url).url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}", schema
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(Store(url).url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
 def _throttled(sandbox: SandboxProcess, provider: str) -> int:
     """429s the sandbox's rate limiter answered (its counters reset with /reset)."""
     return sum(v for k, v in sandbox.counters()["statuses"].get(provider, {}).items() if k == "429")
@@ -82,6 +106,9 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="clearhours-bench-")
     url = args.database_url or f"sqlite:///{tmp}/bench.db"
+    schema = None
+    if url.startswith("postgres"):
+        url, schema = _fresh_schema(url)
     with SandboxProcess(args.entries, rate_limits=args.rate_limits) as sandbox:
         block, env = source_block(args.provider, sandbox.base_url + PROVIDER_PREFIX[args.provider])
         os.environ.update(env)
@@ -155,6 +182,8 @@ def main() -> None:
         "rate_limits": args.rate_limits,
         "throttled_429": throttled,
     }
+    if schema:
+        _drop_schema(args.database_url, schema)
     print(table([(k, v) for k, v in result.items()]))
     print(json.dumps(result))
 

@@ -69,8 +69,12 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        margin: float = 0.25,
     ) -> None:
-        self.windows = [(n, s) for n, s in windows if n > 0]
+        # A request is stamped here when sent and counted by the provider when received;
+        # network jitter between the two would let request N+1 land inside the provider's
+        # window, so every window is kept a little longer on our side.
+        self.windows = [(n, s + margin) for n, s in windows if n > 0]
         self.clock = clock
         self.sleep = sleep
         self._stamps: collections.deque[float] = collections.deque()

@@ -51,7 +51,7 @@ from connectors.sandbox import (
     FRESHBOOKS_REFRESH_TOKEN,
 )
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, Task, from_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router, json_response
+from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache, json_response
 
 NAME = "freshbooks"
 PREFIX = "/freshbooks"
@@ -87,7 +87,7 @@ ERRORS = {
 
 
 @dataclass
-class FreshBooksState:
+class FreshBooksState(VersionCache):
     client_id: str = CLIENT_ID
     client_secret: str = CLIENT_SECRET
     account_id: str = ACCOUNT_ID
@@ -114,16 +114,6 @@ class FreshBooksState:
             return True
         nonce, _, mac = token.removeprefix("fbrt-").partition(".")
         return token.startswith("fbrt-") and hmac.compare_digest(mac, self.sign(nonce))
-
-    def cached(self, key: Any, version: int, build: Callable[[], Any]) -> Any:
-        hit = self.caches.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        if len(self.caches) > 32:
-            self.caches.clear()
-        value = build()
-        self.caches[key] = (version, value)
-        return value
 
 
 def make_state(agency: Agency, **options: Any) -> FreshBooksState:

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from connectors.sandbox import HARVEST_ACCOUNT_ID, HARVEST_TOKEN
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, Task, to_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router, json_response
+from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache, json_response
 
 NAME = "harvest"
 PREFIX = "/harvest/v2"
@@ -42,24 +42,13 @@ INVALID_TOKEN = {
 
 
 @dataclass
-class HarvestState:
+class HarvestState(VersionCache):
     token: str = HARVEST_TOKEN
     account_id: str = HARVEST_ACCOUNT_ID
     cursor_pagination: bool = False  # time entries page by opaque cursor, like Harvest's newer API
     hide_money_budgets: bool = False  # the token's user may not see money (cost_budget -> null)
     me_id: int | None = None  # the user behind the token; default the agency owner
     caches: dict[Any, Any] = field(default_factory=dict)
-
-    def cached(self, key: Any, version: int, build: Callable[[], Any]) -> Any:
-        """One slot per key, valid for one agency version: page 2 reuses page 1's filtering."""
-        hit = self.caches.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        if len(self.caches) > 32:
-            self.caches.clear()
-        value = build()
-        self.caches[key] = (version, value)
-        return value
 
 
 def make_state(agency: Agency, **options: Any) -> HarvestState:

@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, from_epoch, to_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router
+from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache
 
 NAME = "productive"
 PREFIX = "/productive/api/v2"
@@ -57,23 +57,12 @@ def _creds() -> tuple[str, str]:
 
 
 @dataclass
-class ProductiveState:
+class ProductiveState(VersionCache):
     token: str = field(default_factory=lambda: _creds()[0])
     organization_id: str = field(default_factory=lambda: _creds()[1])
     require_content_type: bool = True
     hide_money_budgets: bool = False  # the token may not read budget_total (attribute absent)
     caches: dict[Any, Any] = field(default_factory=dict)
-
-    def cached(self, key: Any, version: int, build: Callable[[], Any]) -> Any:
-        """One slot per key and agency version: page 2 reuses page 1's filtering and sorting."""
-        hit = self.caches.get(key)
-        if hit is not None and hit[0] == version:
-            return hit[1]
-        if len(self.caches) > 32:
-            self.caches.clear()
-        value = build()
-        self.caches[key] = (version, value)
-        return value
 
 
 def make_state(agency: Agency, **options: Any) -> ProductiveState:

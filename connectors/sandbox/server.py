@@ -115,6 +115,23 @@ class Router:
         return fn(request, agency, state, **groups)
 
 
+class VersionCache:
+    """For provider states (which declare `caches: dict`): one slot per key, valid for one
+    agency version, so page 2 of a listing reuses page 1's filtering and sorting."""
+
+    caches: dict[Any, Any]
+
+    def cached(self, key: Any, version: int, build: Callable[[], Any]) -> Any:
+        hit = self.caches.get(key)
+        if hit is not None and hit[0] == version:
+            return hit[1]
+        if len(self.caches) > 32:
+            self.caches.clear()
+        value = build()
+        self.caches[key] = (version, value)
+        return value
+
+
 @dataclass(frozen=True)
 class RateRule:
     """At most `limit` requests per `window` seconds, counted over paths starting with `path_prefix`

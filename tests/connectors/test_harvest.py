@@ -459,7 +459,7 @@ def test_rate_limit_from_config_holds_requests_back(respx_mock, make, clock) -> 
     respx_mock.get("/clients").respond(json=page([{"id": 1}], "clients", f"{BASE}/clients?page=2"))
     conn = make(requests_per_window=2, window_seconds=15)
     assert list(conn.ids("clients", None)) == ["1", "2", "3"]
-    assert len(clock.slept) == 1 and 15.0 <= clock.slept[0] < 15.1
+    assert len(clock.slept) == 1 and 15.0 <= clock.slept[0] < 15.4  # the window plus its jitter margin
 
 
 @pytest.mark.respx(base_url=BASE)
