@@ -294,7 +294,10 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
     log = logging.getLogger("bridge.run")
 
     def sync(source: str, full: bool, stop: Any) -> Any:
+        # between nightly full passes, deletions are checked when `reconcile_every` is due,
+        # so an idle cycle costs one request per resource
         [report] = sync_all(env.config, env.store, factory, names=[source], full=full,
+                            reconcile=True if full else "due",
                             lock=lambda name: source_lock(env.store, name), stop=stop)
         log.info("%s: %s%s - %d new, %d updated, %d deleted, %d requests, %.1f s", source, report.status,
                  " (full)" if full else "", report.new, report.updated, report.deleted, report.requests, report.seconds)

@@ -100,6 +100,7 @@ class SourceConfig(_Model):
     every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
     cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
     reconcile_days: int = Field(60, ge=1, description="Deletions are checked over this many past days on each sync.")
+    reconcile_every: str = Field("1h", description="`bridge run` checks for deletions this often (`bridge sync` on every run).")
     overlap_seconds: int = Field(60, ge=0, description="Ask this much before the cursor, so a same-second or late-committed edit is never missed.")
     money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
     timeout_seconds: float = Field(30.0, gt=0)
@@ -120,7 +121,7 @@ class SourceConfig(_Model):
             raise ValueError(f"{v!r} must be letters, digits, '-', '_' or '.'")
         return v
 
-    @field_validator("every")
+    @field_validator("every", "reconcile_every")
     @classmethod
     def _every(cls, v: str | None) -> str | None:
         if v is not None:

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 # version, so an upgrade never needs a fresh store.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
+ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
+
 
 def normalize_url(url: str) -> str:
     if url.startswith("postgres://"):
@@ -111,6 +113,7 @@ class Store:
             raise StoreError(f"cannot open the store: {exc.__class__.__name__}") from None
         self.dialect = self.engine.dialect.name
         self._writers: dict[str, tuple[str, list[str], list[tuple[int, Any]]]] = {}
+        self._unanalyzed: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -179,6 +182,7 @@ class Store:
                         Quarantine.__table__.c.source_id.in_(ok_ids),
                     )
                 )
+            self._keep_statistics(conn, table, write.new)
             for rej in rejected:
                 self._quarantine(conn, source, resource, rej, now)
             write.quarantined = len(rejected)
@@ -251,6 +255,21 @@ class Store:
         processors = [(i, p) for i, c in enumerate(columns) if (p := table.c[c].type._cached_bind_processor(dialect))]
         self._writers[table.name] = (sql, columns, processors)
         return self._writers[table.name]
+
+    def _keep_statistics(self, conn: Connection, table: sa.Table, new_rows: int) -> None:
+        """PostgreSQL: refresh a table's planner statistics as a large first sync fills it.
+
+        Autovacuum analyzes long after the fact; until then the planner believes the table
+        holds a few rows and answers "which of these ids exist" by scanning every row of
+        the source (seen: 40 ms to a second per page at 130,000 rows, instead of 1 ms).
+        """
+        if self.dialect != "postgresql" or not new_rows:
+            return
+        pending = self._unanalyzed.get(table.name, 0) + new_rows
+        if pending >= ANALYZE_EVERY:
+            conn.exec_driver_sql(f"ANALYZE {self.engine.dialect.identifier_preparer.quote(table.name)}")
+            pending = 0
+        self._unanalyzed[table.name] = pending
 
     def upsert(self, records: Sequence[Synced]) -> PageWrite:
         """Upsert records of one model outside a sync (tests, tools)."""

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from bridge.config import Config, SourceConfig
+from bridge.config import Config, SourceConfig, parse_duration
 from bridge.connector import Connector, Context, Page, Resource
 from bridge.errors import BridgeError, FatalSourceError, LockedError, RecordError, SourceError
 from bridge.models import Synced, utcnow
@@ -113,7 +113,7 @@ def sync_source(
     *,
     ctx: Context,
     full: bool = False,
-    reconcile: bool = True,
+    reconcile: bool | str = True,
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     now: Callable[[], dt.datetime] = utcnow,
@@ -122,7 +122,8 @@ def sync_source(
 
     Args:
         full: ignore cursors (fetch everything) and reconcile every id, not just the window.
-        reconcile: run the deletion check after fetching.
+        reconcile: run the deletion check after fetching: True, False, or "due" (only for
+            resources not checked within the source's `reconcile_every`).
         stop: set by the scheduler on SIGTERM; checked between pages.
     """
     name = source_cfg.name
@@ -140,7 +141,7 @@ def sync_source(
                 _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
         if reconcile:
             before = connector.requests
-            _reconcile(connector, store, source_cfg, ctx, report, full, now)
+            _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due")
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
     except Stopped:
@@ -352,9 +353,10 @@ def _sync_child(
 
 def _reconcile(
     connector: Connector, store: Store, source_cfg: SourceConfig, ctx: Context, report: SourceReport,
-    full: bool, now: Callable[[], dt.datetime],
+    full: bool, now: Callable[[], dt.datetime], only_due: bool = False,
 ) -> None:
     source = connector.name
+    every = parse_duration(source_cfg.reconcile_every)
     today = ctx.today or now().astimezone(ctx.tz).date()
     overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
     for res in connector.resources.values():
@@ -364,6 +366,8 @@ def _reconcile(
         # Deletion feeds (Productive's activities, FreshBooks' vis_state) first: cheap and
         # exact. Asked from the last check minus the overlap, so nothing falls between.
         cur = store.cursor(source, res.name)
+        if only_due and cur is not None and cur.reconciled_at is not None and checked_at - cur.reconciled_at < every:
+            continue
         since = cur.reconciled_at - overlap if cur is not None and cur.reconciled_at is not None and not full else None
         deleted = list(connector.deleted_ids(res.name, since))
         if deleted:
@@ -391,7 +395,7 @@ def sync_all(
     *,
     names: list[str] | None = None,
     full: bool = False,
-    reconcile: bool = True,
+    reconcile: bool | str = True,
     progress: Progress | None = None,
     lock: Callable[[str], AbstractContextManager[Any]] | None = None,
     stop: threading.Event | None = None,

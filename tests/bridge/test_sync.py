@@ -351,3 +351,14 @@ def test_cursor_follows_the_providers_clock_at_the_listings_start(store: Store) 
     run(again, store)
     # asked from the listing's start (overlap 0 here), so nothing seen before is asked for again
     assert [s for r, s in again.calls if r == "time_entries" and s != "ids"] == [provider_now]
+
+
+def test_reconcile_when_due_skips_recently_checked_resources(store: Store) -> None:
+    data = _data(4)
+    run(FakeConnector(data), store)  # checks deletions, stamps reconciled_at = NOW
+    idle = FakeConnector(data)
+    run(idle, store, reconcile="due")  # within reconcile_every (1h): no id listings at all
+    assert [c for c in idle.calls if c[1] == "ids"] == []
+    later = FakeConnector(data)
+    sync_source(later, store, SRC, ctx=CTX, reconcile="due", now=lambda: NOW() + dt.timedelta(hours=2))
+    assert {c[0] for c in later.calls if c[1] == "ids"} == {"clients", "time_entries", "invoices"}
