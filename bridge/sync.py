@@ -419,6 +419,9 @@ def sync_all(
         except LockedError as exc:
             reports.append(SourceReport(source=src.name, status="skipped", error=str(exc)))
         except BridgeError as exc:
+            # the source failed before it could sync (a missing secret, say): recorded as a
+            # run, so `bridge status` shows the error and its advice
+            store.finish_run(store.start_run(src.name), status="failed", error=str(exc))
             reports.append(SourceReport(source=src.name, status="failed", error=str(exc)))
         if stop is not None and stop.is_set():
             break

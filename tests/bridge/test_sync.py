@@ -362,3 +362,21 @@ def test_reconcile_when_due_skips_recently_checked_resources(store: Store) -> No
     later = FakeConnector(data)
     sync_source(later, store, SRC, ctx=CTX, reconcile="due", now=lambda: NOW() + dt.timedelta(hours=2))
     assert {c[0] for c in later.calls if c[1] == "ids"} == {"clients", "time_entries", "invoices"}
+
+
+def test_a_source_that_cannot_start_is_recorded_as_a_failed_run(store: Store) -> None:
+    from bridge.config import parse_config
+    from bridge.errors import ConfigError
+    from bridge.sync import sync_all
+
+    cfg = parse_config({"sources": [{"name": "a", "kind": "harvest"}, {"name": "b", "kind": "harvest"}]})
+
+    def factory(src):  # type: ignore[no-untyped-def]
+        if src.name == "a":
+            raise ConfigError("sources 'a': environment variable A_TOKEN (from token_env) is not set or empty")
+        return FakeConnector(_data(2))
+
+    reports = sync_all(cfg, store, factory)
+    assert [(r.source, r.status) for r in reports] == [("a", "failed"), ("b", "ok")]
+    (run_a,) = store.runs("a")
+    assert run_a.status == "failed" and "A_TOKEN" in run_a.error
