@@ -14,7 +14,7 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -263,3 +263,41 @@ def _describe(exc: BaseException | None) -> str:
     if isinstance(exc, RetryableSourceError):
         return str(exc).split(": ", 1)[-1]
     return type(exc).__name__ if exc else "error"
+
+
+def client_for(
+    source: Any,
+    *,
+    base_url: str,
+    windows: Sequence[tuple[int, float]],
+    headers: Callable[[], Mapping[str, str]],
+    auth_advice: str,
+    secrets: Callable[[], list[str]],
+    on_unauthorized: Callable[[], bool] | None = None,
+    limiter: RateLimiter | None = None,
+    transport: httpx.BaseTransport | None = None,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
+) -> HttpClient:
+    """The HttpClient of one configured source: its documented rate limit (or the config's
+    `requests_per_window`/`window_seconds` override), retries, timeout and advice.
+
+    `sleep` and `clock` are test seams shared by the limiter and the retry policy.
+    """
+    if limiter is None:
+        if source.requests_per_window:
+            windows = [(source.requests_per_window, source.window_seconds or windows[0][1])]
+        limiter = RateLimiter(list(windows), clock=clock or time.monotonic, sleep=sleep or time.sleep)
+    return HttpClient(
+        source=source.name,
+        base_url=base_url,
+        headers=headers,
+        limiter=limiter,
+        retry=retry or (RetryPolicy(sleep=sleep) if sleep else RetryPolicy()),
+        timeout=source.timeout_seconds,
+        on_unauthorized=on_unauthorized,
+        secrets=secrets,
+        transport=transport,
+        auth_advice=auth_advice,
+    )

@@ -50,7 +50,7 @@ import httpx
 from bridge.config import SourceConfig
 from bridge.connector import Context, Page, Resource
 from bridge.errors import AuthError, ConfigError, FatalSourceError, RecordError, SourceError
-from bridge.http import HttpClient, RateLimiter, RetryPolicy, parse_retry_after
+from bridge.http import HttpClient, RateLimiter, RetryPolicy, client_for, parse_retry_after
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.normalize import (
     currency,
@@ -613,15 +613,10 @@ class FreshBooksConnector:
             source, store, token_url=source.token_url or f"{base}/{TOKEN_PATH}", transport=transport,
             clock=clock, sleep=sleep, timeout=source.timeout_seconds, user_agent=source.user_agent,
         )
-        if limiter is None:
-            n, span = DEFAULT_RATE
-            if source.requests_per_window:
-                n, span = source.requests_per_window, source.window_seconds or span
-            limiter = RateLimiter([(n, span)], clock=clock, sleep=sleep)
-        self.http = HttpClient(
-            source=source.name, base_url=base, headers=self._headers, limiter=limiter,
-            retry=retry or RetryPolicy(sleep=sleep), timeout=source.timeout_seconds,
-            on_unauthorized=self.tokens.on_unauthorized, secrets=self.tokens.secrets, transport=transport,
+        self.http = client_for(
+            source, base_url=base, windows=[DEFAULT_RATE], headers=self._headers,
+            on_unauthorized=self.tokens.on_unauthorized, secrets=self.tokens.secrets, limiter=limiter,
+            transport=transport, retry=retry, sleep=sleep, clock=clock,
             auth_advice=f"re-authorize the FreshBooks app and set a new refresh token in {self.tokens.env_name}",
         )
         self._tenant: Tenant | None = None

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterator, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
@@ -31,7 +30,7 @@ from bridge import normalize as n
 from bridge.config import SourceConfig
 from bridge.connector import Context, Page, Resource
 from bridge.errors import ConfigError, FatalSourceError, RecordError
-from bridge.http import HttpClient, RateLimiter, RetryPolicy
+from bridge.http import RetryPolicy, client_for
 from bridge.models import Client, Invoice, Payment, Person, Project, Synced, Task, TaskAssignment, TimeEntry
 from bridge.pagination import NextLinkPager, dig
 
@@ -324,22 +323,19 @@ class HarvestConnector:
             "User-Agent": source.user_agent,
             "Accept": "application/json",
         }
-        window = (source.requests_per_window or RATE_LIMIT[0], source.window_seconds or RATE_LIMIT[1])
-        self.limiter = RateLimiter([window], clock=clock or time.monotonic, sleep=sleep or time.sleep)
-        self.http = HttpClient(
-            source=source.name,
+        self.http = client_for(
+            source,
             base_url=source.base_url or BASE_URL,
+            windows=[RATE_LIMIT],
             headers=lambda: headers,
-            limiter=self.limiter,
-            retry=retry or (RetryPolicy(sleep=sleep) if sleep else RetryPolicy()),
-            timeout=source.timeout_seconds,
             secrets=lambda: [token],
-            transport=transport,
+            transport=transport, retry=retry, sleep=sleep, clock=clock,
             auth_advice=(
                 f"check that the environment variable {source.token_env} holds a valid Harvest personal "
                 f"access token and that account_id {source.account_id} is the Harvest account it belongs to"
             ),
         )
+        self.limiter = self.http.limiter
         self.pager = NextLinkPager("links.next")
 
     @property

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
@@ -50,7 +49,7 @@ from bridge import normalize as n
 from bridge.config import SourceConfig
 from bridge.connector import Context, Page, Resource
 from bridge.errors import ConfigError, FatalSourceError, RecordError
-from bridge.http import HttpClient, RateLimiter, RetryPolicy
+from bridge.http import RetryPolicy, client_for
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.pagination import PageNumberPager
 from connectors import jsonapi
@@ -458,26 +457,20 @@ class ProductiveConnector:
             "Content-Type": JSONAPI,
             "Accept": JSONAPI,
         }
-        if source.requests_per_window and source.window_seconds:
-            windows = [(source.requests_per_window, source.window_seconds)]
-        else:
-            windows = list(RATE_LIMITS)
-        self.limiter = RateLimiter(windows, clock=clock or time.monotonic, sleep=sleep or time.sleep)
-        self.http = HttpClient(
-            source=source.name,
+        self.http = client_for(
+            source,
             base_url=source.base_url or BASE_URL,
+            windows=RATE_LIMITS,
             headers=lambda: headers,
-            limiter=self.limiter,
-            retry=retry or (RetryPolicy(sleep=sleep) if sleep else RetryPolicy()),
-            timeout=source.timeout_seconds,
             secrets=lambda: [token],
-            transport=transport,
+            transport=transport, retry=retry, sleep=sleep, clock=clock,
             auth_advice=(
                 f"check that the environment variable {source.token_env} holds a valid Productive API token "
                 f"and that organization_id {source.organization_id} is the organization it was created in, "
                 "with read access to time, projects, budgets and invoices"
             ),
         )
+        self.limiter = self.http.limiter
         self.pager = PageNumberPager(
             page_param="page[number]", size_param="page[size]", page_size=PAGE_SIZE, total_pages_path="meta.total_pages"
         )
