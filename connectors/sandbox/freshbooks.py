@@ -51,7 +51,7 @@ from connectors.sandbox import (
     FRESHBOOKS_REFRESH_TOKEN,
 )
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, Task, from_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache, json_response
+from connectors.sandbox.server import BadRequest, RateRule, Request, Response, Router, VersionCache, date_arg, int_arg, json_response
 
 NAME = "freshbooks"
 PREFIX = "/freshbooks"
@@ -120,8 +120,6 @@ def make_state(agency: Agency, **options: Any) -> FreshBooksState:
     return FreshBooksState(**options)
 
 
-class BadRequest(Exception):
-    """A 400 with the accounting error body."""
 
 
 ROUTES = Router(lambda request: json_response(ERRORS["projects_404"], 404))
@@ -210,14 +208,6 @@ def money(value: Decimal, code: str) -> dict[str, str]:
 
 
 # ---- query parameters --------------------------------------------------------------------------
-def _int_arg(request: Request, name: str, default: int | None = None) -> int | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
 
 
 def _bool_arg(request: Request, name: str) -> bool | None:
@@ -238,19 +228,11 @@ def _utc_arg(request: Request, name: str) -> dt.datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _date_arg(request: Request, name: str) -> dt.date | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return dt.date.fromisoformat(raw[:10])
-    except ValueError:
-        raise BadRequest(f"{name} must be a date like 2025-03-20") from None
 
 
 def _window(request: Request, default_per_page: int, total: int) -> tuple[int, int, int, slice]:
-    per_page = min(MAX_PER_PAGE, max(1, _int_arg(request, "per_page", default_per_page) or default_per_page))
-    page = max(1, _int_arg(request, "page", 1) or 1)
+    per_page = min(MAX_PER_PAGE, max(1, int_arg(request, "per_page", default_per_page) or default_per_page))
+    page = max(1, int_arg(request, "page", 1) or 1)
     pages = max(1, math.ceil(total / per_page))
     return page, per_page, pages, slice((page - 1) * per_page, page * per_page)
 
@@ -270,8 +252,8 @@ def meta_page(request: Request, key: str, items: Sequence[Any], render: Callable
 
 def _accounting_filter(request: Request, rows: list[tuple[Any, dt.datetime, int]]) -> list[Any]:
     """rows: (item, updated, vis_state). search[updated_min/max] compare Eastern dates."""
-    low, high = _date_arg(request, "search[updated_min]"), _date_arg(request, "search[updated_max]")
-    vis = _int_arg(request, "search[vis_state]")
+    low, high = date_arg(request, "search[updated_min]"), date_arg(request, "search[updated_max]")
+    vis = int_arg(request, "search[vis_state]")
     out = []
     for item, updated, vis_state in rows:
         if vis_state != vis if vis is not None else vis_state == 1:  # deleted rows only on request
@@ -491,8 +473,8 @@ def _entry_key(request: Request) -> tuple[Any, ...]:
     since, start, end = (_utc_arg(request, n) for n in ("updated_since", "started_from", "started_to"))
     return (
         "time_entries", since, start, end, _bool_arg(request, "team") is True,
-        _bool_arg(request, "include_unlogged") is True, _int_arg(request, "client_id"),
-        _int_arg(request, "project_id"), _int_arg(request, "identity_id"), _bool_arg(request, "billable"),
+        _bool_arg(request, "include_unlogged") is True, int_arg(request, "client_id"),
+        int_arg(request, "project_id"), int_arg(request, "identity_id"), _bool_arg(request, "billable"),
         _bool_arg(request, "billed"),
     )
 

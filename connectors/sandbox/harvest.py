@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 from connectors.sandbox import HARVEST_ACCOUNT_ID, HARVEST_TOKEN
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, Task, to_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache, json_response
+from connectors.sandbox.server import BadRequest, RateRule, Request, Response, Router, VersionCache, date_arg, int_arg, json_response
 
 NAME = "harvest"
 PREFIX = "/harvest/v2"
@@ -58,10 +58,6 @@ def make_state(agency: Agency, **options: Any) -> HarvestState:
 def too_many_requests(retry_after: int | None) -> Response:
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
     return json_response({"message": "Too Many Requests"}, 429, headers)
-
-
-class BadRequest(Exception):
-    """A 422 with Harvest's `{"message": ...}` body."""
 
 
 ROUTES = Router(lambda request: json_response({"status": 404, "error": "Not Found"}, 404))
@@ -106,14 +102,6 @@ def hours(seconds: int) -> float:
 
 
 # ---- query parameters ------------------------------------------------------------------------
-def _int_arg(request: Request, name: str) -> int | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
 
 
 def _bool_arg(request: Request, name: str) -> bool | None:
@@ -127,16 +115,6 @@ def _bool_arg(request: Request, name: str) -> bool | None:
     raise BadRequest(f"{name} must be true or false")
 
 
-def _date_arg(request: Request, name: str) -> dt.date | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return None
-    try:
-        if len(raw) == 8 and raw.isdigit():
-            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
-        return dt.date.fromisoformat(raw[:10])
-    except ValueError:
-        raise BadRequest(f"{name} is not a valid date") from None
 
 
 def _since_arg(request: Request) -> int | None:
@@ -154,7 +132,7 @@ def _since_arg(request: Request) -> int | None:
 
 
 def _per_page(request: Request) -> int:
-    per_page = _int_arg(request, "per_page")
+    per_page = int_arg(request, "per_page")
     if per_page is None:
         return MAX_PER_PAGE
     if per_page > MAX_PER_PAGE or per_page < 1:
@@ -171,7 +149,7 @@ def _link(request: Request, **paging: Any) -> str:
 
 def paginate(request: Request, key: str, items: Sequence[Any], render: Callable[[Any], dict[str, Any]]) -> Response:
     per_page = _per_page(request)
-    page = max(1, _int_arg(request, "page") or 1)
+    page = max(1, int_arg(request, "page") or 1)
     total = len(items)
     total_pages = max(1, -(-total // per_page))
     chunk = items[(page - 1) * per_page: page * per_page]
@@ -198,7 +176,7 @@ def _filtered(items: Sequence[Any], request: Request, *, active: bool = True, cl
     """The filters every simple list shares: updated_since (inclusive), is_active, client_id."""
     since = _since_arg(request)
     is_active = _bool_arg(request, "is_active") if active else None
-    client_id = _int_arg(request, "client_id") if client else None
+    client_id = int_arg(request, "client_id") if client else None
     out = []
     for item in items:
         if since is not None and to_epoch(item.updated_at) < since:
@@ -529,9 +507,9 @@ def _client_ref(c: Client) -> dict[str, Any]:
 
 def _entry_filter_key(request: Request) -> tuple[Any, ...]:
     return (
-        "time_entries", _since_arg(request), _date_arg(request, "from"), _date_arg(request, "to"),
-        _int_arg(request, "project_id"), _int_arg(request, "client_id"), _int_arg(request, "user_id"),
-        _int_arg(request, "task_id"), _bool_arg(request, "is_billed"), _bool_arg(request, "is_running"),
+        "time_entries", _since_arg(request), date_arg(request, "from", compact=True), date_arg(request, "to", compact=True),
+        int_arg(request, "project_id"), int_arg(request, "client_id"), int_arg(request, "user_id"),
+        int_arg(request, "task_id"), _bool_arg(request, "is_billed"), _bool_arg(request, "is_running"),
     )
 
 
@@ -705,8 +683,8 @@ HARVEST_STATES = ("draft", "open", "paid", "closed")
 
 @ROUTES.get("/invoices")
 def invoices(request: Request, agency: Agency, state: HarvestState) -> Response:
-    start, end = _date_arg(request, "from"), _date_arg(request, "to")
-    project_id, wanted = _int_arg(request, "project_id"), request.arg("state")
+    start, end = date_arg(request, "from", compact=True), date_arg(request, "to", compact=True)
+    project_id, wanted = int_arg(request, "project_id"), request.arg("state")
     if wanted is not None and wanted not in HARVEST_STATES:
         raise BadRequest(f"state must be one of {', '.join(HARVEST_STATES)}")
     rows = []

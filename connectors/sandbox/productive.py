@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from connectors.sandbox.agency import Agency, Client, Entry, Invoice, Payment, Person, Project, from_epoch, to_epoch
-from connectors.sandbox.server import RateRule, Request, Response, Router, VersionCache
+from connectors.sandbox.server import BadRequest, RateRule, Request, Response, Router, VersionCache, date_arg, int_arg
 
 NAME = "productive"
 PREFIX = "/productive/api/v2"
@@ -81,8 +81,6 @@ def too_many_requests(retry_after: int | None) -> Response:
     return _errors(429, "Too Many Requests", "Rate limit exceeded", headers)
 
 
-class BadRequest(Exception):
-    """A 400 with a JSON:API error naming the parameter."""
 
 
 ROUTES = Router(lambda request: _errors(404, "Not found", "Record not found"))
@@ -402,24 +400,8 @@ def render(agency: Agency, state: ProductiveState, type_: str, id_: str) -> dict
 
 
 # ---- query parameters ------------------------------------------------------------------------
-def _int_arg(request: Request, name: str) -> int | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be an integer") from None
 
 
-def _date_arg(request: Request, name: str) -> dt.date | None:
-    raw = request.arg(name)
-    if raw in (None, ""):
-        return None
-    try:
-        return dt.date.fromisoformat(raw[:10])
-    except ValueError:
-        raise BadRequest(f"{name} is not a valid date") from None
 
 
 def _datetime_arg(request: Request, name: str) -> int | None:
@@ -484,11 +466,11 @@ def paginate(
     request: Request, agency: Agency, state: ProductiveState, items: Sequence[Any],
     render_one: Callable[[Any], dict[str, Any]],
 ) -> Response:
-    size = _int_arg(request, "page[size]") or DEFAULT_PAGE_SIZE
+    size = int_arg(request, "page[size]") or DEFAULT_PAGE_SIZE
     if size < 1:
         raise BadRequest("page[size] must be at least 1")
     size = min(size, MAX_PAGE_SIZE)
-    number = max(1, _int_arg(request, "page[number]") or 1)
+    number = max(1, int_arg(request, "page[number]") or 1)
     total = len(items)
     total_pages = math.ceil(total / size)
     rows = [render_one(item) for item in items[(number - 1) * size: number * size]]
@@ -511,7 +493,7 @@ def paginate(
 
 def _status_filter(request: Request, active: Callable[[Any], bool]) -> Callable[[Any], bool]:
     """`filter[status]` 1 active, 2 archived/deactivated."""
-    status = _int_arg(request, "filter[status]")
+    status = int_arg(request, "filter[status]")
     if status is None:
         return lambda item: True
     return lambda item: active(item) == (status == 1)
@@ -543,7 +525,7 @@ def projects(request: Request, agency: Agency, state: ProductiveState) -> Respon
 
 @ROUTES.get("/deals")
 def deals(request: Request, agency: Agency, state: ProductiveState) -> Response:
-    kind = _int_arg(request, "filter[type]")
+    kind = int_arg(request, "filter[type]")
     project_ids = _ids_arg(request, "filter[project_id]")
     # every deal here is a budget (type 2); sales deals (type 1) do not exist in the agency
     items = [] if kind == 1 else [p for _, p in sorted(agency.projects.items())
@@ -574,7 +556,7 @@ def _entries(request: Request, agency: Agency, state: ProductiveState) -> list[E
         raise BadRequest(f"sort must be one of {', '.join(sorted(SORTS))}")
     since = _datetime_arg(request, "filter[updated_at][gt_eq]")
     until = _datetime_arg(request, "filter[updated_at][lt_eq]")
-    after, before = _date_arg(request, "filter[after]"), _date_arg(request, "filter[before]")
+    after, before = date_arg(request, "filter[after]"), date_arg(request, "filter[before]")
     people_ids = _ids_arg(request, "filter[person_id]")
     project_ids = _ids_arg(request, "filter[project_id]")
     service_ids = _ids_arg(request, "filter[service_id]")

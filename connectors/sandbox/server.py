@@ -7,10 +7,9 @@ the admin API under `/_sandbox/`. See `connectors/sandbox/__init__.py` for the p
 
 from __future__ import annotations
 
-import email.utils
-
 import dataclasses
 import datetime as dt
+import email.utils
 import json
 import re
 import threading
@@ -113,6 +112,34 @@ class Router:
             return self.not_found(request)
         fn, groups = found
         return fn(request, agency, state, **groups)
+
+
+class BadRequest(Exception):
+    """A query parameter the provider would refuse; each provider module answers it with
+    its own status and error body."""
+
+
+def int_arg(request: "Request", name: str, default: int | None = None) -> int | None:
+    raw = request.arg(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+
+
+def date_arg(request: "Request", name: str, *, compact: bool = False) -> dt.date | None:
+    """An ISO date; with `compact`, also YYYYMMDD (Harvest's reports take both)."""
+    raw = request.arg(name)
+    if raw in (None, ""):
+        return None
+    try:
+        if compact and len(raw) == 8 and raw.isdigit():
+            return dt.date(int(raw[:4]), int(raw[4:6]), int(raw[6:]))
+        return dt.date.fromisoformat(raw[:10])
+    except ValueError:
+        raise BadRequest(f"{name} is not a valid date like 2025-03-20") from None
 
 
 class VersionCache:
