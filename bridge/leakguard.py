@@ -319,17 +319,18 @@ def _readable_html(text: str) -> str:
 
 
 def _pdf_texts(data: bytes) -> Iterator[str]:
-    try:
-        from pypdf import PdfReader
-    except ImportError:  # pypdf is a test extra; raw bytes are still scanned
-        return
+    from pypdf import PdfReader  # a dependency: the export's text streams are compressed
+
     try:
         reader = PdfReader(io.BytesIO(data))
-        yield "\n".join(page.extract_text() or "" for page in reader.pages)
-        meta = reader.metadata or {}
-        yield "\n".join(str(v) for v in meta.values())
-    except Exception:  # a PDF pypdf cannot read is still scanned as raw bytes  # noqa: BLE001
-        return
+        text = "\n".join(page.extract_text() or "" for page in reader.pages)
+        meta = "\n".join(str(v) for v in (reader.metadata or {}).values())
+    except Exception as exc:  # noqa: BLE001 - any failure to read means "not checked"
+        # its text streams are compressed: a PDF we cannot read is a PDF we cannot check
+        raise LeakError(f"a PDF export could not be read to check it for hidden values ({type(exc).__name__}); "
+                        "publish stopped") from None
+    yield text
+    yield meta
 
 
 def _variants(text: str) -> list[str]:

@@ -58,3 +58,12 @@ def test_private_portal_passes_its_own_guard(agency_store: Any) -> None:
     client = cfg.client(sentinel.OUR_KEY)
     view = build_portal_view(store, cfg, client, now=sentinel.NOW, previous_snapshot=None)
     scan(render_portal(view, lambda token, path: path, "tok"), hidden_values(store, cfg, client, view=view))
+
+
+def test_a_pdf_that_cannot_be_read_stops_the_publish() -> None:
+    from bridge.leakguard import HiddenValue
+    from bridge.publisher import RenderedFile
+
+    broken = RenderedFile("report.pdf", b"%PDF-1.4 not really a pdf", "application/pdf")
+    with pytest.raises(LeakError, match="could not be read to check it"):
+        scan([broken], [HiddenValue("people.email (h:1)", "someone@example.com", "email")])
