@@ -307,7 +307,14 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
         if channels_configured(env.config):
             run_alerts(env.store, env.config, mail=_alert_mailer(env), clients=keys)
 
-    return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts)
+    def reinvite(keys: set[str]) -> None:
+        from bridge.publishing import reinvite as send_again
+        from publishers import mail
+
+        send_again(env.store, env.config, keys, compose=mail.invitation, send=lambda m: mail.send_message(env.config.smtp, m))
+
+    return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts,
+                reinvite=reinvite if publish else None)
 
 
 @cli.command()

@@ -174,6 +174,7 @@ class ClientConfig(_Model):
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
     alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
+    reinvite: bool = Field(True, description="When `bridge run` refreshes the link, e-mail it again to everyone invited before.")
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
     idle_minutes: int = Field(30, ge=1, description="A passphrase-protected portal locks itself after this long without input.")

@@ -453,6 +453,50 @@ def invite(
     return Invitation(client.key, addr, row.url, row.expires_at, sent=not dry_run), message
 
 
+def invited(store: Store, client: ClientConfig) -> list[str]:
+    """Addresses this client's link was sent to before (the audit trail), still in its contacts."""
+    allowed = {email.utils.parseaddr(c)[1].lower() for c in client.contacts}
+    seen: list[str] = []
+    for event in audit_events(store, client.key):
+        if event.action != "invitation_sent" or not event.detail:
+            continue
+        try:
+            addr = str(json.loads(event.detail).get("to", "")).lower()
+        except (ValueError, AttributeError):
+            continue
+        if addr in allowed and addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+def reinvite(
+    store: Store,
+    config: Config,
+    client_keys: Iterable[str],
+    *,
+    compose: Callable[[Config, ClientConfig, str, dt.datetime | None, str], Any],
+    send: Callable[[Any], None],
+    now: dt.datetime | None = None,
+) -> list[Invitation]:
+    """After links were refreshed: send the fresh link to everyone invited before.
+
+    A contact who had a working link keeps one without asking; `reinvite = false` on a
+    client turns this off. One failed delivery is logged and does not stop the others.
+    """
+    sent: list[Invitation] = []
+    for key in client_keys:
+        client = config.client(key)
+        if not client.reinvite:
+            continue
+        for addr in invited(store, client):
+            try:
+                inv, _ = invite(store, config, key, addr, compose=compose, send=send, now=now)
+                sent.append(inv)
+            except (BridgeError, OSError) as exc:
+                log.error("reinvite: %s to %s: %s", key, addr, exc)
+    return sent
+
+
 # --- default view builder and leak guard (the real modules, called by parameter name) ---------
 
 

@@ -71,6 +71,7 @@ class Jobs:
     sync: Callable[[str, bool, threading.Event], Any]
     publish: Callable[[set[str]], Any] | None = None
     alerts: Callable[[set[str]], Any] | None = None
+    reinvite: Callable[[set[str]], Any] | None = None  # send refreshed links to those invited before
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
     # want the same client.
@@ -178,6 +179,11 @@ def refresh_links_job(config_path: str) -> None:
     if due:
         log.info("links: refreshing %s", ", ".join(sorted(due)))
         _publish(ctx.jobs, due)
+        if ctx.jobs.reinvite is not None and not ctx.jobs.stop.is_set():
+            try:
+                ctx.jobs.reinvite(due)
+            except BridgeError as exc:
+                log.error("reinvite: %s", exc)
 
 
 def publish_all_job(config_path: str) -> None:

@@ -187,3 +187,28 @@ def test_starttls_and_implicit_tls_verify_the_server(security, tmp_path, monkeyp
     finally:
         ctl.stop()
     assert received == [True]
+
+
+def test_refreshed_links_are_sent_again_to_those_invited_before(store, smtp_server) -> None:
+    cfg = config_for(smtp_server)
+    cfg.clients[0].contacts = ["boss@acme.test", "cfo@acme.test"]
+    with_link(store)
+    do_invite(store, cfg, "boss@acme.test")
+    # `bridge run` renewed the link: a new URL and expiry in the store
+    fresh_url = URL.replace("abc", "fresh")
+    with store.session() as s:
+        row = s.get(PortalLink, "acme")
+        row.url, row.expires_at = fresh_url, EXPIRES + dt.timedelta(days=6)
+        s.add(row)
+        s.commit()
+    sent = publishing.reinvite(store, cfg, ["acme", "globex"], compose=mail.invitation,
+                               send=lambda m: mail.send_message(cfg.smtp, m), now=NOW + dt.timedelta(days=6))
+    assert [i.to for i in sent] == ["boss@acme.test"]  # never the uninvited cfo, nor globex
+    first, second = smtp_server[2]
+    assert second.rcpt_tos == ["boss@acme.test"]
+    assert fresh_url in parsed(second).get_body(("plain",)).get_content()
+    # a contact removed from the config is not written to again; reinvite = false stops it all
+    cfg.clients[0].contacts = ["cfo@acme.test"]
+    assert publishing.reinvite(store, cfg, ["acme"], compose=mail.invitation, send=lambda m: None) == []
+    cfg.clients[0].contacts, cfg.clients[0].reinvite = ["boss@acme.test"], False
+    assert publishing.reinvite(store, cfg, ["acme"], compose=mail.invitation, send=lambda m: None) == []
