@@ -452,7 +452,7 @@ def _rows(records: Sequence[Synced], now: dt.datetime) -> list[dict[str, Any]]:
     rows = []
     seen: dict[str, int] = {}
     for rec in records:
-        if hasattr(rec, "_sa_instance_state"):  # a table instance: read through its attributes
+        if "_sa_instance_state" in rec.__dict__:  # a table instance: read through its attributes
             d = {k: getattr(rec, k) for k in type(rec).model_fields if k != "id"}
         else:  # a plain pydantic record: its fields are its __dict__
             d = dict(rec.__dict__)
