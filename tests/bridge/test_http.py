@@ -11,22 +11,12 @@ import pytest
 
 from bridge.errors import AuthError, FatalSourceError, RetryableSourceError
 from bridge.http import HttpClient, RateLimiter, RetryPolicy, parse_retry_after
+from tests.helpers.clock import FakeClock
 
 BASE = "https://api.example.test/v1"
 SECRET = "s3cr3t-token-value"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def client(slept: list[float] | None = None, **kw) -> HttpClient:
@@ -67,7 +57,7 @@ def _max_in_window(stamps: list[float], span: float) -> int:
 
 
 def test_rate_limiter_never_exceeds_100_per_15_seconds() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=50.0)
     limiter = RateLimiter([(100, 15.0)], clock=clock, sleep=clock.sleep)
     stamps = []
     for i in range(350):
@@ -81,7 +71,7 @@ def test_rate_limiter_never_exceeds_100_per_15_seconds() -> None:
 
 
 def test_rate_limiter_honours_every_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=50.0)
     limiter = RateLimiter([(3, 1.0), (5, 10.0)], clock=clock, sleep=clock.sleep)
     stamps = []
     for _ in range(12):
@@ -92,7 +82,7 @@ def test_rate_limiter_honours_every_window() -> None:
 
 
 def test_rate_limiter_without_windows_never_waits() -> None:
-    clock = FakeClock()
+    clock = FakeClock(start=50.0)
     limiter = RateLimiter([(0, 15.0)], clock=clock, sleep=clock.sleep)
     for _ in range(500):
         limiter.acquire()
@@ -102,7 +92,7 @@ def test_rate_limiter_without_windows_never_waits() -> None:
 @pytest.mark.respx(base_url=BASE)
 def test_client_waits_on_its_limiter(respx_mock) -> None:
     respx_mock.get("/ping").respond(json={})
-    clock = FakeClock()
+    clock = FakeClock(start=50.0)
     http = client(limiter=RateLimiter([(2, 5.0)], clock=clock, sleep=clock.sleep))
     for _ in range(3):
         http.get_json("ping")

@@ -17,6 +17,7 @@ from bridge.connector import Context
 from bridge.errors import AuthError, ConfigError, FatalSourceError, RecordError, RetryableSourceError
 from bridge.http import RetryPolicy
 from connectors.harvest import PARENT_ID_KEY, RESOURCES, HarvestConnector
+from tests.helpers.clock import FakeClock
 from tests.conftest import fixture_json
 
 BASE = "https://api.harvestapp.com/v2"
@@ -53,19 +54,6 @@ def page(rows: list[dict[str, Any]], key: str, next_url: str | None = None) -> d
     return {"per_page": 2000, key: rows, "links": {"next": next_url}}
 
 
-class FakeClock:
-    """Monotonic clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from bridge.errors import AuthError, ConfigError, FatalSourceError, RecordError,
 from bridge.http import RateLimiter, RetryPolicy
 from connectors import jsonapi
 from connectors.productive import RESOURCES, ProductiveConnector, attach_budgets, budget_fields, html_to_text
+from tests.helpers.clock import FakeClock
 from tests.conftest import fixture_json
 
 BASE = "https://api.productive.io/api/v2"
@@ -77,19 +78,6 @@ def res(type_: str, id_: Any, **attributes: Any) -> dict[str, Any]:
     return {"id": str(id_), "type": type_, "attributes": attributes, "relationships": {}}
 
 
-class FakeClock:
-    """Monotonic clock that only moves when something sleeps on it."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
