@@ -196,16 +196,17 @@ def _client_alerts(store: Store, config: Config, cc: ClientConfig, today: dt.dat
         by_source: dict[str, list[str]] = {}
         for p in projects:
             by_source.setdefault(p.source, []).append(p.source_id)
+        project_rows = {f"{p.source}:{p.source_id}": p for p in projects}
         for src, pids in by_source.items():
             for e in s.exec(select(TimeEntry).where(
                 TimeEntry.source == src, TimeEntry.project_source_id.in_(pids), TimeEntry.is_deleted.is_(False),  # type: ignore[union-attr,attr-defined]
             )):
                 key = f"{e.source}:{e.project_source_id}"
+                amount, rate = m.entry_value(e, project_rows.get(key))  # valued as the portal values it
                 entries.setdefault(key, []).append(m.Entry(
                     spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable,
                     is_running=e.is_running, is_invoiced=e.is_invoiced,
-                    billable_amount=e.billable_amount if e.is_billable else None, currency=e.currency,
-                    project=key,
+                    billable_amount=amount, billable_rate=rate, currency=e.currency, project=key,
                 ))
     done = {(c.project_key, c.threshold, c.period, c.budget) for c in crossings}
     agency_to = _recipients([config.agency.email]) if config.alerts.email else ()

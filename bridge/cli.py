@@ -483,22 +483,19 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
     Example:
       bridge demo && open demo-site/*/index.html
     """
-    import shutil
-
     from connectors.sandbox import start_sandbox
     from connectors.sandbox.demo import demo_config, to_toml
 
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("clearhours.db", "clearhours.db-wal", "clearhours.db-shm"):
-        (out / stale).unlink(missing_ok=True)
+    _clear_previous_demo(out)
     click.echo("Starting the provider sandbox on 127.0.0.1 …")
     box = start_sandbox(seed=seed, entries=entries, port=0, rate_limits=True)
     try:
         data, secrets_env = demo_config(box, store_url=f"sqlite:///{out / 'clearhours.db'}", target=f"file://{out}")
         cfg_path = out / "bridge.toml"
         cfg_path.write_text(
-            "# Written by `bridge demo`: the sandbox's URLs change on every run.\n" + to_toml(data), encoding="utf-8"
+            f"{DEMO_HEADER}: the sandbox's URLs change on every run.\n" + to_toml(data), encoding="utf-8"
         )
         os.environ.update(secrets_env)
         env = Env(str(cfg_path))
@@ -518,7 +515,26 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
                    f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
     _demo_publish(env, out)
-    del shutil
+
+
+DEMO_HEADER = "# Written by `bridge demo`"
+
+
+def _clear_previous_demo(out: Path) -> None:
+    """A demo run starts clean: its store, and the portal folders an earlier demo published
+    (a fresh store issues new tokens, so old folders would pile up). Only a folder the demo
+    itself wrote is touched: one holding its config, and in it only publish folders."""
+    import shutil
+
+    cfg = out / "bridge.toml"
+    if cfg.exists() and not cfg.read_text(encoding="utf-8").startswith(DEMO_HEADER):
+        raise BridgeError(f"{out} holds a bridge.toml that `bridge demo` did not write; choose another --out")
+    for stale in ("clearhours.db", "clearhours.db-wal", "clearhours.db-shm"):
+        (out / stale).unlink(missing_ok=True)
+    if cfg.exists():
+        for folder in out.iterdir():
+            if folder.is_dir() and (folder / ".manifest.json").exists():
+                shutil.rmtree(folder)
 
 
 def _demo_publish(env: Env, out: Path) -> None:

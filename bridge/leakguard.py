@@ -182,6 +182,8 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
     if view is not None:
         for d in _decimals(view):
             shown_numbers.update(number_forms(d))
+        for n in _counts(view):  # "135 entries": how many rows the page says it has
+            shown_numbers.update(number_forms(n))
         # A note hidden on one entry (internal) may be the very text the client sees on
         # another: equal text shown legitimately reveals nothing. Whole strings only.
         shown_texts = {_SPACE.sub(" ", t.strip()).casefold() for t in _strings(view)}
@@ -202,6 +204,17 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
         seen.add((hv.field, v))
         kept.append(HiddenValue(hv.field, v, hv.kind))
     return kept
+
+
+def _counts(obj: Any) -> Iterator[int]:
+    """The size of every collection in the view (rows, people, invoices)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            yield from _counts(getattr(obj, f.name))
+    elif isinstance(obj, (list, tuple)):
+        yield len(obj)
+        for x in obj:
+            yield from _counts(x)
 
 
 def _strings(obj: Any) -> Iterator[str]:

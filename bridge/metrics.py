@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 HUNDREDTH = Decimal("0.01")
@@ -291,7 +291,8 @@ def explain(use: BudgetUse, b: Burn, projected: dt.date | None, ends_on: dt.date
     if use.left <= 0:
         parts.append("The budget is used up, so there is no projection.")
     elif b.per_week <= 0:
-        parts.append(f"Nothing was logged in the last {b.weeks} weeks, so there is no projection.")
+        nothing = "Nothing was logged" if use.kind == "hours" else "No billable amount was recorded"
+        parts.append(f"{nothing} in the last {b.weeks} weeks, so there is no projection.")
     elif projected is None:
         parts.append("At this rate the budget lasts beyond the current month's reset.")
     else:
@@ -300,3 +301,21 @@ def explain(use: BudgetUse, b: Burn, projected: dt.date | None, ends_on: dt.date
             tail = f", {'before' if projected < ends_on else 'after'} the project's end on {ends_on.isoformat()}"
         parts.append(f"At that rate what is left runs out around {projected.isoformat()}{tail}.")
     return " ".join(parts)
+
+
+def entry_value(entry: Any, project: Any) -> tuple[Decimal | None, Decimal | None]:
+    """(billable amount, rate) of a time entry.
+
+    Harvest and Productive value each entry; FreshBooks keeps the rate on the project
+    (billing by project rate), so an entry without its own rate is valued at its
+    project's hourly rate. Without either it has no amount: None, never 0.
+    """
+    if not entry.is_billable:
+        return None, None
+    if entry.billable_amount is not None or entry.billable_rate is not None:
+        return entry.billable_amount, entry.billable_rate
+    rate = getattr(project, "hourly_rate", None) if project is not None else None
+    if rate is None:
+        return None, None
+    amount = (Decimal(int(entry.seconds)) * Decimal(rate) / 3600).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return amount, Decimal(rate)

@@ -132,7 +132,7 @@ class ProjectView:
     code: str | None
     starts_on: dt.date | None
     ends_on: dt.date | None
-    budget_status: BudgetStatus  # "not_visible": the provider has a budget this token cannot read
+    budget_status: BudgetStatus  # "not_visible": a budget this token cannot read, or money use the tracker does not value
     budget: BudgetView | None
     hours_this_week: Decimal
     hours_to_date: Decimal
@@ -279,6 +279,7 @@ class PortalView:
 def entry_key(source: str, source_id: str) -> str:
     """An opaque, stable key for one time entry (no provider id reaches the snapshot)."""
     return hashlib.sha256(f"{source}\x1f{source_id}".encode()).hexdigest()[:16]
+
 
 
 def fingerprint(*values: Any) -> str:
@@ -501,11 +502,12 @@ def assemble_view(
     for e, task, proj in kept:
         task_name = task.name if task else None
         cur = e.currency or project_currency(proj, e)
+        amount, rate = m.entry_value(e, proj)
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=e.is_running,
-            is_invoiced=e.is_invoiced, billable_amount=e.billable_amount if e.is_billable else None, currency=cur,
+            is_invoiced=e.is_invoiced, billable_amount=amount, currency=cur,
             project=f"{e.source}:{e.project_source_id or ''}", person=f"{e.source}:{e.person_source_id or ''}",
-            task=task_name, phase=e.phase or None, billable_rate=e.billable_rate,
+            task=task_name, phase=e.phase or None, billable_rate=rate,
         )
         published.append(_Published(
             row=e, metric=metric, person=names[(e.source, e.person_source_id or "")],
@@ -521,8 +523,8 @@ def assemble_view(
     snap: dict[str, str] = {}
     for p in published:
         show_money = pol.rates_shown and p.metric.currency is not None
-        rate = Money(_q(p.row.billable_rate), p.metric.currency) if show_money and p.row.billable_rate is not None and p.row.is_billable else None  # type: ignore[arg-type]
-        amount = Money(_q(p.row.billable_amount), p.metric.currency) if show_money and p.row.billable_amount is not None and p.row.is_billable else None  # type: ignore[arg-type]
+        rate = Money(_q(p.metric.billable_rate), p.metric.currency) if show_money and p.metric.billable_rate is not None else None  # type: ignore[arg-type]
+        amount = Money(_q(p.metric.billable_amount), p.metric.currency) if show_money and p.metric.billable_amount is not None else None  # type: ignore[arg-type]
         r = TimesheetRow(
             spent_date=p.row.spent_date, person=p.person, project=p.project, task=p.task,
             description=p.description, hours=m.hours(p.metric.seconds), is_billable=p.row.is_billable,
@@ -634,7 +636,12 @@ def _project_view(
     status: BudgetStatus = "none"
     budget: BudgetView | None = None
     use = None
+    billed = [e for e in entries if e.is_billable and not e.is_running]
     if kind is not None and not proj.budget_visible:
+        status = "not_visible"
+    elif kind == "money" and billed and all(e.billable_amount is None for e in billed):
+        # hours were logged but the tracker values none of them (a FreshBooks fixed-price
+        # project has no rate): "0.00 used" would be false, so the budget is not shown
         status = "not_visible"
     elif kind is not None:
         use = m.budget_use(

@@ -274,3 +274,41 @@ def test_change_note_helper_directly() -> None:
     note = change_note(old, new)
     assert note is not None and note.text == "1 entry edited, 2 added since 20 Mar"
     assert change_note(None, new) is None
+
+
+def test_an_entry_without_its_own_rate_is_valued_at_its_projects_rate() -> None:
+    """FreshBooks bills by project rate: its entries carry no rate of their own."""
+    from types import SimpleNamespace as NS
+
+    from bridge.metrics import entry_value
+
+    project = NS(hourly_rate=Decimal("120.00"))
+    fb_entry = NS(is_billable=True, billable_amount=None, billable_rate=None, seconds=5400)
+    assert entry_value(fb_entry, project) == (Decimal("180.00"), Decimal("120.00"))
+    harvest_entry = NS(is_billable=True, billable_amount=Decimal("99.50"), billable_rate=Decimal("99.50"), seconds=3600)
+    assert entry_value(harvest_entry, project) == (Decimal("99.50"), Decimal("99.50"))  # its own value wins
+    assert entry_value(NS(is_billable=False, billable_amount=None, billable_rate=None, seconds=60), project) == (None, None)
+    # no rate anywhere: no amount - never a zero that would read as "nothing spent"
+    assert entry_value(fb_entry, NS(hourly_rate=None)) == (None, None)
+    assert entry_value(fb_entry, None) == (None, None)
+
+
+def test_a_money_budget_whose_hours_carry_no_value_is_not_shown_as_unspent(store: Store) -> None:
+    """A FreshBooks fixed-price project: hours logged, no rate anywhere. "0.00 used" would be false."""
+    client = Client.model_validate({"source": "fb", "source_id": "1", "name": "Blue Heron", "currency": "USD"})
+    project = Project.model_validate({"source": "fb", "source_id": "p", "client_source_id": "1", "name": "Brand Refresh",
+                                      "currency": "USD", "budget_kind": "money", "budget_period": "total",
+                                      "budget_money": "12000"})
+    entry = TimeEntry.model_validate({"source": "fb", "source_id": "e1", "client_source_id": "1", "project_source_id": "p",
+                                      "spent_date": dt.date(2025, 3, 18), "seconds": 7200, "is_billable": True,
+                                      "currency": "USD"})
+    store.upsert([client])
+    store.upsert([project])
+    store.upsert([entry])
+    cfg = parse_config({"sources": [{"name": "fb", "kind": "freshbooks"}],
+                        "clients": [{"key": "bh", "name": "Blue Heron", "sources": {"fb": ["1"]}}]})
+    view = build_portal_view(store, cfg, cfg.clients[0], now=dt.datetime(2025, 3, 20, 12, tzinfo=dt.timezone.utc),
+                             previous_snapshot=None)
+    (p,) = view.projects
+    assert p.budget_status == "not_visible" and p.budget is None
+    assert p.hours_to_date == Decimal("2.00")

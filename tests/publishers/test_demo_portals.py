@@ -1,0 +1,89 @@
+"""`bridge demo` end to end, then every demo portal in a real browser (headless Chromium).
+
+The demo syncs all three trackers from the sandbox and renders each client's portal; each
+portal must load with no console error and no request beyond itself, at phone and desktop
+width, and its filters must change the rows and totals shown.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import _clear_previous_demo, cli
+from bridge.errors import BridgeError
+from tests.publishers.test_browser import VISIBLE, browser, open_page, problems, screenshot  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "demo-site"
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--entries", "600"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_demo_syncs_all_three_trackers_and_renders_every_portal(demo: tuple[Path, str]) -> None:
+    out, output = demo
+    for source in ("harvest", "freshbooks", "productive"):
+        assert re.search(rf"^{source}: ok - \d+ new", output, re.M), output
+    assert "Per-client totals from the store:" in output
+    portals = re.findall(r"file://(\S+/index\.html)", output)
+    assert len(portals) == 4
+    assert all(Path(p).exists() for p in portals)
+    assert {p.parent for p in out.glob("*/index.html")} == {Path(p).parent for p in portals}
+
+
+def _portals(out: Path) -> list[Path]:
+    return sorted(out.glob("*/index.html"))
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_demo_portal_loads_cleanly_and_filters(browser: str, demo: tuple[Path, str], width: int) -> None:  # noqa: F811
+    out, _ = demo
+    for n, index in enumerate(_portals(out)):
+        url = index.as_uri()
+        cdp = open_page(browser, url, width, mobile=width < 600)
+        try:
+            errors, requests = problems(cdp, url)
+            assert errors == [] and requests == [], (index, errors, requests)
+            screenshot(cdp, f"demo-{n + 1}-{'phone' if width < 600 else 'desktop'}-{width}.png")
+            if not cdp.eval("!!document.getElementById('ts-filters')"):
+                continue
+            everyone = cdp.eval(VISIBLE)
+            total = cdp.eval("document.getElementById('ts-total').textContent")
+            options = cdp.eval("[...document.querySelectorAll('#ts-filters [name=person] option')].map(o => o.value)")
+            person = next(v for v in options if v)
+            cdp.eval(
+                "(() => { const el = document.querySelector('#ts-filters [name=person]');"
+                f" el.value = {person!r}; el.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
+            )
+            assert 0 < cdp.eval(VISIBLE) < everyone, index
+            assert cdp.eval("document.getElementById('ts-total').textContent") != total, index
+            assert problems(cdp, url) == ([], [])
+        finally:
+            cdp.close()
+
+
+def test_a_new_demo_run_clears_only_what_an_earlier_demo_wrote(tmp_path: Path) -> None:
+    (tmp_path / "bridge.toml").write_text("# Written by `bridge demo`: …\n")
+    (tmp_path / "clearhours.db").write_text("old store")
+    old = tmp_path / "oldtoken"
+    old.mkdir()
+    (old / ".manifest.json").write_text("{}")
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("not a portal")
+    _clear_previous_demo(tmp_path)
+    assert not old.exists() and not (tmp_path / "clearhours.db").exists()
+    assert (mine / "keep.txt").exists()
+
+
+def test_demo_refuses_a_folder_with_someone_elses_config(tmp_path: Path) -> None:
+    (tmp_path / "bridge.toml").write_text("[store]\nurl = \"sqlite:///prod.db\"\n")
+    with pytest.raises(BridgeError, match="did not write; choose another --out"):
+        _clear_previous_demo(tmp_path)
+    assert (tmp_path / "bridge.toml").exists()
