@@ -46,8 +46,8 @@ def _config(path: Path, base_url: str, store_url: str, site: Path, client_id: st
         f'[[sources]]\nname = "harvest"\nkind = "harvest"\nbase_url = "{base_url}"\n'
         f'account_id = "{HARVEST_ACCOUNT_ID}"\ntoken_env = "HARVEST_TOKEN"\nevery = "{every}"\n'
         f'[[clients]]\nkey = "bench"\nname = "Bench client"\nsources = {{ harvest = ["{client_id}"] }}\n'
-        '[clients.visibility]\ndescriptions = "detailed"\nview = "realtime"\nrates = "shown"\n'
-        'team_names = "full"\nnon_billable = "shown"\ninvoices = "shown"\n'
+        # the edited note must show: detailed descriptions in realtime view; the rest private
+        '[clients.visibility]\ndescriptions = "detailed"\nview = "realtime"\n'
         f'[publish]\ntarget = "file://{site}"\n',
         encoding="utf-8",
     )
@@ -77,7 +77,9 @@ def _recent_entries(store: Store, client_id: str, n: int) -> list[str]:
     t = TimeEntry.__table__  # type: ignore[attr-defined]
     with store.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(t.c.source_id).where(t.c.client_source_id == client_id, t.c.is_deleted.is_(False), t.c.is_running.is_(False))
+            # billable: non-billable time is hidden by the default policy
+            sa.select(t.c.source_id).where(t.c.client_source_id == client_id, t.c.is_deleted.is_(False),
+                                           t.c.is_running.is_(False), t.c.is_billable.is_(True))
             .order_by(t.c.spent_date.desc(), t.c.source_id).limit(n)
         ).all()
     return [r[0] for r in rows]
