@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.i18n import check_locale
 
 KINDS = ("harvest", "freshbooks", "productive")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -51,6 +52,12 @@ class AgencyConfig(_Model):
     accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
     contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'.")
     email: str | None = Field(None, description="Where agency alerts go.")
+    locale: str = Field("en", description="Default language and formats of portals, exports and mail (en, de, de_CH, fr…).")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        return check_locale(v)
 
     @field_validator("timezone")
     @classmethod
@@ -244,6 +251,14 @@ class ClientConfig(_Model):
             seen.add(b.project)
         return self
 
+    locale: str | None = Field(None, description="This client's language and formats; default: the agency's.")
+    digest: bool = Field(False, description="E-mail the contacts a short weekly summary (sent by `bridge run`).")
+
+    @field_validator("locale")
+    @classmethod
+    def _client_locale(cls, v: str | None) -> str | None:
+        return None if v is None else check_locale(v)
+
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
@@ -356,6 +371,10 @@ class Config(_Model):
             if c.key == key:
                 return c
         raise ConfigError(f"no client {key!r}; configured: {', '.join(c.key for c in self.clients) or 'none'}")
+
+    def locale_of(self, client: ClientConfig) -> str:
+        """The client's own locale, else the agency's."""
+        return client.locale or self.agency.locale
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -267,6 +267,7 @@ class PortalView:
     notes: str | None
     change_note: ChangeNote | None  # None on the first publish
     snapshot: Snapshot
+    locale: str = "en"  # the client's language and formats (bridge/i18n.py)
 
     @property
     def data_as_of(self) -> dt.datetime | None:
@@ -620,6 +621,7 @@ def assemble_view(
         notes=client_cfg.notes,
         change_note=change_note(prev, snapshot, zone),
         snapshot=snapshot,
+        locale=client_cfg.locale or agency.locale,
     )
 
 
