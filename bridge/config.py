@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -175,6 +176,47 @@ class VisibilityConfig(_Model):
     internal_tags: list[str] = Field(default_factory=lambda: ["internal"])
 
 
+class BudgetOverride(_Model):
+    """What the agency knows about one project's budget or rate that the tracker cannot say.
+
+    FreshBooks has no monthly budgets (a retainer reads as a lifetime budget) and its API
+    hides the business rate; Harvest and Productive rarely need this. Applied wherever a
+    project's budget is read, so the portal, exports, alerts and status all agree.
+    """
+
+    project: str = Field(description="'<source>:<project id>' or '<source>:<project name>', e.g. 'freshbooks:14501002'.")
+    period: Literal["month", "total"] | None = Field(
+        None, description="month: the budget resets on the 1st of each month; total: it covers the whole project.")
+    kind: Literal["hours", "money"] | None = Field(None, description="hours or money; set together with amount.")
+    amount: Decimal | None = Field(None, gt=0, description="The budget: hours, or money in the project's currency.")
+    hourly_rate: Decimal | None = Field(
+        None, gt=0, description="Values billable time the tracker gives no rate for (FreshBooks business rate).")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        source, sep, ref = v.partition(":")
+        if not sep or not source.strip() or not ref.strip():
+            raise ValueError(f"{v!r} must be '<source>:<project id or name>', like 'freshbooks:14501002'")
+        return f"{source.strip()}:{ref.strip()}"
+
+    @model_validator(mode="after")
+    def _complete(self) -> "BudgetOverride":
+        if (self.kind is None) != (self.amount is None):
+            raise ValueError(f"{self.project}: kind and amount go together (kind = \"hours\" or \"money\", amount = the budget)")
+        if self.period is None and self.kind is None and self.hourly_rate is None:
+            raise ValueError(f"{self.project}: says nothing to override; set period, kind and amount, or hourly_rate")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.project.partition(":")[0]
+
+    @property
+    def ref(self) -> str:
+        return self.project.partition(":")[2]
+
+
 class ClientConfig(_Model):
     """One portal client, possibly combining clients from several sources."""
 
@@ -193,6 +235,22 @@ class ClientConfig(_Model):
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
     idle_minutes: int = Field(30, ge=1, description="A passphrase-protected portal locks itself after this long without input.")
+    budgets: list[BudgetOverride] = Field(
+        default_factory=list, description="Per-project budget period/kind/amount or rate the tracker cannot express.")
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "ClientConfig":
+        seen: set[str] = set()
+        for i, b in enumerate(self.budgets):
+            if b.source not in self.sources:
+                raise ValueError(
+                    f"budgets[{i}].project: source {b.source!r} is not one of this client's sources "
+                    f"({', '.join(self.sources) or 'none'})")
+            if b.project in seen:
+                raise ValueError(f"budgets[{i}].project: {b.project!r} is listed twice")
+            seen.add(b.project)
+        return self
+
     locale: str | None = Field(None, description="This client's language and formats; default: the agency's.")
     digest: bool = Field(False, description="E-mail the contacts a short weekly summary (sent by `bridge run`).")
 
