@@ -95,7 +95,7 @@ _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
 _WORDS = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 # what may stand between two words of one name or phrase: "Anna  Schmidt", "Smith & Co",
 # "Schmidt, Anna", "A. Schmidt"; never a line break
-_GAP = re.compile(r"[^\w\n]{1,3}")
+_GAP = re.compile(r"[^\w\n]{0,3}")
 
 
 def words(text: str) -> list[str]:
