@@ -366,3 +366,37 @@ def note_redactor(
     compiled = [(re.compile(p), f"the agency's redact pattern {i}") for i, p in enumerate(patterns, start=1)]
     return NoteRedactor(rules=rules, patterns=compiled, internal=internal_pattern(internal_prefixes),
                         contacts=contacts or ContactPolicy())
+
+
+# --- what was changed, for `bridge review` -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntryRef:
+    """Where a published description came from: enough for the agency to find it."""
+
+    source: str
+    source_id: str
+    spent_date: dt.date
+    project: str
+    person: str  # as displayed on the portal
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One description the client sees changed: redacted in part, or withheld whole."""
+
+    entry: EntryRef
+    action: str  # "redacted" | "withheld"
+    reasons: tuple[str, ...]  # why, never the removed text
+
+
+@dataclass
+class ReviewLog:
+    """Filled while a view is built and guarded: `rows[i]` is the entry of timesheet row i."""
+
+    rows: list[EntryRef] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(1 for f in self.findings if f.action == action)
