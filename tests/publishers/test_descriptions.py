@@ -263,3 +263,48 @@ def test_settings_cover_every_policy_key() -> None:
     """The sweep above is only "every combination" while SETTINGS lists every setting."""
     fixed = {"approved_only", "internal_tasks", "internal_note_prefixes", "internal_tags"}
     assert set(VisibilityConfig.model_fields) - fixed <= set(SETTINGS) | {"locale"}
+
+
+@pytest.mark.slow
+def test_a_20000_entry_client_publishes_under_hidden_rates_of_100_to_150(tmp_path: Path) -> None:
+    """Issue 11: hidden rates 100-150 once matched the PDF's page numbers ("Page 125 of
+    143") and stopped the portal. Whole numbers are now matched only as money."""
+    import datetime as dt
+    from decimal import Decimal
+
+    import pypdf
+
+    from bridge.models import Client, Person, Project, Task, TimeEntry
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    store.migrate()
+    store.upsert([Client.model_validate({"source": adv.SRC, "source_id": "c1", "name": adv.OUR_NAME, "currency": "EUR"})])
+    store.upsert([Project.model_validate({"source": adv.SRC, "source_id": "p1", "client_source_id": "c1",
+                                          "name": "Website Relaunch", "currency": "EUR", "hourly_rate": Decimal("120")})])
+    rates = [Decimal(r) for r in range(100, 151, 10)]
+    store.upsert([Person.model_validate({"source": adv.SRC, "source_id": f"u{i}", "first_name": f"Dev{i}",
+                                         "last_name": f"Quarry{i}", "default_hourly_rate": r, "cost_rate": r - 40})
+                  for i, r in enumerate(rates)])
+    store.upsert([Task.model_validate({"source": adv.SRC, "source_id": "t1", "name": "Development"})])
+    notes = ["Homepage hero", "Checkout flow", "Sprint planning", "Bugfix: login redirect loop", "Deploy to staging"]
+    entries = []
+    for n in range(20_000):
+        i = n % len(rates)
+        entries.append(TimeEntry.model_validate({
+            "source": adv.SRC, "source_id": f"e{n}", "client_source_id": "c1", "project_source_id": "p1",
+            "person_source_id": f"u{i}", "task_source_id": "t1", "spent_date": adv.TODAY - dt.timedelta(days=n % 300),
+            "seconds": 900 * (1 + n % 12), "is_billable": True, "is_approved": True, "notes": notes[n % len(notes)],
+            "billable_rate": rates[i], "billable_amount": rates[i] * Decimal(900 * (1 + n % 12)) / 3600, "currency": "EUR",
+        }))
+    for k in range(0, len(entries), 2000):
+        store.upsert(entries[k:k + 2000])
+    vis = VisibilityConfig(descriptions="detailed", view="realtime", rates="hidden", team_names="first_name")
+    outcome, text = publish(store, vis, tmp_path / "site")
+    assert outcome.ok, outcome.error
+    assert outcome.withheld == 0
+    token = publishing.get_link(store, adv.OUR_KEY).token
+    pdf = next((tmp_path / "site" / token).glob("*.pdf"))
+    pages = len(pypdf.PdfReader(str(pdf)).pages)
+    assert pages > 100
+    assert re.search(r"Page 1[0-4]\d of", text)  # page numbers in the hidden rates' range are printed
+    store.close()
