@@ -170,6 +170,9 @@ class ClientConfig(_Model):
     visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
     thresholds: list[int] = Field(default_factory=lambda: [75, 90, 100])
     burn_window_weeks: int = Field(4, ge=1)
+    budget_basis: Literal["tracker", "published"] = Field(
+        "tracker", description="What budget use counts: 'tracker' = all time logged on the project, as the time "
+        "tracker counts it (hidden work counted, not itemized); 'published' = only the work the portal lists.")
     notes: str | None = Field(None, description="Explanatory notes shown on the portal.")
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")

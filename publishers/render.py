@@ -263,7 +263,9 @@ def build_report(view: PortalView) -> Report:
                         (r.amount or r.rate).currency if (r.amount or r.rate) else None]
             currencies = {(r.amount or r.rate).currency for r in entries if r.amount or r.rate}
             one = next(iter(currencies)) if len(currencies) == 1 else None
-            totals += [None, sum((r.amount.amount for r in entries if r.amount), Decimal(0)) if one else None, one]
+            # the view's total: amounts summed exactly, then rounded once (not a sum of rounded rows)
+            total = next((t.amount for t in view.totals if t.currency == one), None) if one else None
+            totals += [None, total, one]
         name = "Timesheet"
     timesheet = Table(name, cols, rows, totals)
 
@@ -286,7 +288,9 @@ def build_report(view: PortalView) -> Report:
     facts = [("Hours to date", f"{fmt_hours(view.total_hours)} h"), ("Billable hours", f"{fmt_hours(view.billable_hours)} h")]
     for p in view.projects:
         if p.budget is not None:
-            facts.append((p.name, _left_sentence(p.budget)))
+            facts.append((p.name, _left_sentence(p.budget) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+    if view.budget_basis_note:
+        facts.append(("Budgets", view.budget_basis_note))
     if view.unbilled.hours:
         facts.append(("Not yet invoiced", f"{fmt_hours(view.unbilled.hours)} h"))
     return Report(
