@@ -46,7 +46,9 @@ class Stopped(BridgeError):
 @dataclass
 class SourceReport:
     source: str
-    status: str = "ok"  # ok | failed | skipped | stopped
+    # running until it ends; then ok (every resource completed) | failed | skipped |
+    # stopped (asked to stop between pages) | interrupted (Ctrl-C or another signal)
+    status: str = "running"
     new: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -155,7 +157,15 @@ def sync_source(
         report.status = "failed"
         report.error = f"{name}: {exc}"
         log.error("%s: %s", name, exc)
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or an unexpected error: the run did not complete, and
+        # must never be recorded as ok. Committed pages stay; the next run resumes.
+        report.status = "interrupted"
+        report.error = "interrupted before every resource completed; the data is partial until the next run resumes it"
+        raise
     finally:
+        if report.status == "running":  # a path that set nothing is not a success
+            report.status = "interrupted"
         report.requests = connector.requests
         report.seconds = time.monotonic() - started
         store.finish_run(
@@ -421,7 +431,7 @@ def sync_all(
         except BridgeError as exc:
             # the source failed before it could sync (a missing secret, say): recorded as a
             # run, so `bridge status` shows the error and its advice
-            store.finish_run(store.start_run(src.name), status="failed", error=str(exc))
+            store.finish_run(store.start_run(src.name, close_stale=False), status="failed", error=str(exc))
             reports.append(SourceReport(source=src.name, status="failed", error=str(exc)))
         if stop is not None and stop.is_set():
             break
