@@ -104,7 +104,7 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
     finally:
         box.stop()
     rows = client_totals(env)
-    click.echo("\nPer-client totals, as each portal shows them:")
+    click.echo("\nPer-client totals from the store:")
     width = max(len(r["client"]) for r in rows) if rows else 10
     click.echo(f"  {'client'.ljust(width)}  {'source':<11} {'hours':>9} {'this week':>10} {'billable':>9} {'open inv.':>9}")
     for r in rows:
