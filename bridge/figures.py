@@ -24,9 +24,10 @@ which entries each figure counts:
   that day falls before the end of its period (monthly budgets) or before the
   project's end date, however little of it is used so far.
 
-Budget kind, period and allocation come from the project row (`Project.budget_*`);
-whatever fills them (a connector, or a per-client override from the config applied by
-`project_budget`) is used by every figure alike.
+Budget kind, period and allocation come from the project row (`Project.budget_*`) with
+the client's `[[clients.budgets]]` overrides applied as the rows are read
+(bridge/overrides.py), so every figure uses the same budget. Entries are valued at the
+rate the tracker applies (bridge/valuation.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, Project, SyncRun, Task, TimeEntry
+from bridge.overrides import apply_budget_overrides, fallback_rate
 from bridge.policy import Policy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -127,6 +129,8 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
     as_of = min(known) if known else None
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone.utc)
+    # the agency's [[clients.budgets]] entries, on detached rows: never written back
+    apply_budget_overrides(projects, client_cfg)
     return ClientRows(clients, projects, entries, people, tasks, invoices, as_of)
 
 
@@ -316,7 +320,10 @@ def compute(rows: ClientRows, config: "Config", client_cfg: "ClientConfig", now:
                 running[pkey] = running.get(pkey, 0) + 1
             continue
         proj = project_by_key.get((e.source, e.project_source_id or ""))
-        amount, rate = m.entry_value(e, proj)
+        # at the rate the tracker applies (bridge/valuation.py), exact
+        amount, rate = m.entry_value(
+            e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
+        )
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=False,
             is_invoiced=e.is_invoiced, billable_amount=amount, currency=e.currency or currency_of(proj, e),

@@ -293,6 +293,7 @@ class PortalView:
     notes: str | None
     change_note: ChangeNote | None  # None on the first publish
     snapshot: Snapshot
+    locale: str = "en"  # the client's language and formats (bridge/i18n.py)
     budget_basis: BudgetBasis = "tracker"
     budget_basis_note: str | None = None  # how budgets count, stated on the page when any is shown
     timers_running: int = 0  # timers in progress on listed work
@@ -544,6 +545,7 @@ def assemble_view(
         notes=client_cfg.notes,
         change_note=change_note(prev, snapshot, zone),
         snapshot=snapshot,
+        locale=client_cfg.locale or agency.locale,
         budget_basis=fig.basis,
         budget_basis_note=basis_sentence(fig.basis) if any(p.budget is not None for p in projects) else None,
         timers_running=fig.running,

@@ -66,7 +66,7 @@ def test_files_have_fixed_paths_types_and_human_download_names() -> None:
     for f in files:
         assert "Acme" not in f.path and "tok123" not in f.path
     names = {f.path: f.download_name for f in files}
-    day = view.as_of.date().isoformat()
+    day = f"{view.as_of:%Y-%m-%d %H%M}"  # the data-as-of time, by hand: date and hhmm
     assert names["timesheet.csv"] == f"Acme Robotics - timesheet - {day}.csv"
     assert names["report.pdf"] == f"Acme Robotics - report - {day}.pdf"
     assert {f.path: f.content_type.split(";")[0] for f in files}["index.html"] == "text/html"
@@ -268,7 +268,7 @@ def test_empty_view_renders() -> None:
     html = files["index.html"].data.decode()
     assert "No projects to show yet." in html and "not yet synced" in html
     assert 'id="timesheet"' not in html and island(html)["rows"] == []
-    assert files["timesheet.csv"].download_name.endswith(f"{view.generated_at.date().isoformat()}.csv")
+    assert files["timesheet.csv"].download_name.endswith(f"{view.generated_at:%Y-%m-%d %H%M}.csv")
 
 
 def test_money_budget_is_shown_in_its_currency() -> None:
