@@ -36,6 +36,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from sqlmodel import select
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from bridge.config import Config
@@ -43,7 +44,6 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.figures import LEVEL_NAMES, client_figures, q, unlisted_sentence
 from bridge.models import AlertCrossing, AuditEvent, PortalLink, utcnow
 from bridge.store import Store
-from sqlmodel import select
 
 log = logging.getLogger(__name__)
 
@@ -365,4 +365,4 @@ def run_alerts(
         return send_alerts(store, config, evaluate_alerts(store, config, now, clients=clients), mail=mail, post=post, now=now)
 
 
-__all__ = ["Alert", "SendResult", "evaluate_alerts", "send_alerts", "run_alerts", "post_webhook", "webhook_url"]
+__all__ = ["Alert", "SendResult", "evaluate_alerts", "post_webhook", "run_alerts", "send_alerts", "webhook_url"]

@@ -36,7 +36,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import select
@@ -78,6 +78,7 @@ class ClientRows:
     tasks: dict[tuple[str, str], Task]
     invoices: list[Invoice]
     as_of: dt.datetime | None
+    names: Any = None  # what description redaction needs (bridge/views.py adds it); no figure reads it
 
 
 def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
@@ -98,16 +99,16 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
             ids = [str(i) for i in ids]
             if not ids:
                 continue
-            clients += s.exec(select(Client).where(Client.source == source, Client.source_id.in_(ids), Client.is_deleted == False)).all()  # noqa: E712
+            clients += s.exec(select(Client).where(Client.source == source, Client.source_id.in_(ids), Client.is_deleted == False)).all()
             projs = list(s.exec(
-                select(Project).where(Project.source == source, Project.client_source_id.in_(ids), Project.is_deleted == False)  # noqa: E712
+                select(Project).where(Project.source == source, Project.client_source_id.in_(ids), Project.is_deleted == False)
             ))
             projects += projs
             pids = [p.source_id for p in projs]
             cond = TimeEntry.client_source_id.in_(ids)
             if pids:
                 cond = sa.or_(cond, sa.and_(TimeEntry.client_source_id.is_(None), TimeEntry.project_source_id.in_(pids)))
-            src_entries = list(s.exec(select(TimeEntry).where(TimeEntry.source == source, TimeEntry.is_deleted == False, cond)))  # noqa: E712
+            src_entries = list(s.exec(select(TimeEntry).where(TimeEntry.source == source, TimeEntry.is_deleted == False, cond)))
             entries += src_entries
             person_ids = sorted({e.person_source_id for e in src_entries if e.person_source_id})
             task_ids = sorted({e.task_source_id for e in src_entries if e.task_source_id})
@@ -119,7 +120,7 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
                 for t in s.exec(select(Task).where(Task.source == source, Task.source_id.in_(chunk))):
                     tasks[(source, t.source_id)] = t
             invoices += s.exec(
-                select(Invoice).where(Invoice.source == source, Invoice.client_source_id.in_(ids), Invoice.is_deleted == False)  # noqa: E712
+                select(Invoice).where(Invoice.source == source, Invoice.client_source_id.in_(ids), Invoice.is_deleted == False)
             ).all()
             last_ok = s.exec(
                 select(sa.func.max(SyncRun.finished_at)).where(SyncRun.source == source, SyncRun.status == "ok")
@@ -266,7 +267,7 @@ class ClientFigures:
         return next((p for p in self.projects if p.key == key), None)
 
 
-def project_budget(project: Project, client_cfg: "ClientConfig | None" = None) -> BudgetSpec | None:
+def project_budget(project: Project, client_cfg: "ClientConfig" | None = None) -> BudgetSpec | None:
     """The budget a project has, or None. The one place budget settings are read."""
     if project.budget_kind not in ("hours", "money"):
         return None
@@ -581,7 +582,21 @@ def all_client_figures(store: "Store", config: "Config", now: dt.datetime,
 
 
 __all__ = [
-    "ClientRows", "load_client_rows", "ClientFigures", "ProjectFigures", "BudgetFigures", "MonthUse",
-    "PreviewFigures", "Line", "BudgetSpec", "project_budget", "client_figures", "compute",
-    "unlisted_sentence", "basis_sentence", "LEVEL_NAMES", "q", "all_client_figures",
+    "LEVEL_NAMES",
+    "BudgetFigures",
+    "BudgetSpec",
+    "ClientFigures",
+    "ClientRows",
+    "Line",
+    "MonthUse",
+    "PreviewFigures",
+    "ProjectFigures",
+    "all_client_figures",
+    "basis_sentence",
+    "client_figures",
+    "compute",
+    "load_client_rows",
+    "project_budget",
+    "q",
+    "unlisted_sentence",
 ]

@@ -289,4 +289,4 @@ def status_json(status: Status) -> str:
     return json.dumps(status.as_dict(), indent=2)
 
 
-__all__ = ["Status", "SourceStatus", "PortalStatus", "collect_status", "status_lines", "status_json", "print_rich"]
+__all__ = ["PortalStatus", "SourceStatus", "Status", "collect_status", "print_rich", "status_json", "status_lines"]

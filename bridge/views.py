@@ -12,6 +12,7 @@ are Decimal hours (seconds / 3600, rounded to 0.01).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlmodel import select
+
 from bridge import metrics as m
 from bridge.figures import (
     ClientFigures,
@@ -27,12 +30,27 @@ from bridge.figures import (
     Line,
     ProjectFigures,
     basis_sentence,
-    load_client_rows,
     unlisted_sentence,
 )
 from bridge.figures import compute as compute_figures
-from bridge.models import PortalLink, TimeEntry
-from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, display_names
+from bridge.figures import load_client_rows as load_figure_rows
+from bridge.models import Client, Person, PortalLink, Project, TimeEntry
+from bridge.policy import (
+    TEAM_MEMBER,
+    PersonFacts,
+    Policy,
+    anonymous_label,
+    display_names,
+)
+from bridge.redaction import (
+    ContactPolicy,
+    EntryRef,
+    Finding,
+    NoteRedactor,
+    PersonName,
+    ReviewLog,
+    note_redactor,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -137,7 +155,7 @@ class BudgetView:
     at_risk: bool = False  # the projection runs out before the period resets or the project ends
     unlisted_hours: Decimal = Decimal(0)  # of `used`, the hours not itemized on the page (internal work…)
     unlisted_note: str | None = None  # "Includes 15.5 h of internal work not itemized below."
-    history: tuple["BudgetMonth", ...] = ()  # monthly budgets: previous months, oldest first
+    history: tuple[BudgetMonth, ...] = ()  # monthly budgets: previous months, oldest first
 
 
 @dataclass(frozen=True)
@@ -370,9 +388,55 @@ def change_note(previous: Snapshot | None, current: Snapshot, zone: Any = None) 
 
 LAST_PUBLISHED: Any = object()  # build_portal_view's default: read PortalLink.snapshot
 
-# The rows of one client now live with the figures computed from them; kept under the
-# old names for callers that assemble a view from rows they loaded themselves.
+
+@dataclass(frozen=True)
+class NoteFacts:
+    """What description redaction needs beyond the client's own rows: the names a note
+    might mention. Read only to be removed from notes; nothing here reaches the view."""
+
+    other_names: list[tuple[str, str]] = field(default_factory=list)  # (name, why it is removed)
+    own_names: list[str] = field(default_factory=list)  # this client's names, kept as they are
+    people: list[Person] = field(default_factory=list)  # everyone a note may name
+
+
+# The rows of one client live with the figures computed from them (bridge/figures.py);
+# the view adds what description redaction needs (`names`).
 _Rows = ClientRows
+
+
+def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
+    """Every row the portal of `client_cfg` may draw on (bridge.figures.load_client_rows),
+    plus the names its notes may mention, for the redactor."""
+    rows = load_figure_rows(store, client_cfg)
+    return dataclasses.replace(rows, names=load_note_facts(store, client_cfg))
+
+
+def load_note_facts(store: "Store", client_cfg: "ClientConfig") -> NoteFacts:
+    """Other clients' names, their projects and codes, and every person in the store.
+
+    A note may name a client or a colleague from any tracker, so this reads across
+    sources; it feeds only the redactor, never the view.
+    """
+    scope = {(src, str(i)) for src, ids in client_cfg.sources.items() for i in ids}
+    other: list[tuple[str, str]] = []
+    own: list[str] = [client_cfg.name]
+    with store.session() as s:
+        for c in s.exec(select(Client)):
+            if (c.source, c.source_id) in scope:
+                own.append(c.name)
+            else:
+                other.append((c.name, f"another client's name ({c.source}:{c.source_id})"))
+        for p in s.exec(select(Project)):
+            if (p.source, p.client_source_id or "") in scope:
+                own += [p.name, p.code or ""]
+            else:
+                other.append((p.name, f"another client's project ({p.source}:{p.source_id})"))
+                if p.code:
+                    other.append((p.code, f"another client's project code ({p.source}:{p.source_id})"))
+        people = list(s.exec(select(Person)))
+    return NoteFacts(other_names=other, own_names=[o for o in own if o], people=people)
+
+
 
 
 def _money_tuple(amounts: Mapping[str, Decimal]) -> tuple[Money, ...]:
@@ -392,6 +456,7 @@ class _Published:
     project: str
     task: str | None
     description: str | None
+    redacted: tuple[str, ...] = ()  # why the description was changed, for the review
 
     @property
     def row(self) -> TimeEntry:
@@ -402,6 +467,33 @@ class _Published:
         return self.line.metric
 
 
+def _note_redactor(rows: _Rows, config: "Config", client_cfg: "ClientConfig",
+                   shown: Mapping[tuple[str, str], str]) -> NoteRedactor:
+    """The description redactor for this client, its policy and the people its view names."""
+    mode = client_cfg.visibility.team_names
+    facts = rows.names if rows.names is not None else NoteFacts()
+    everyone = {**rows.people, **{(p.source, p.source_id): p for p in facts.people}}
+    others = [p for k, p in sorted(everyone.items()) if k not in shown]
+    extra = display_names(mode, [PersonFacts((p.source, p.source_id), p.first_name, p.last_name, p.role) for p in others])
+    if mode == "anonymous":
+        # letters after the view's own, so "Team member B" is never two people
+        extra = {k: anonymous_label(len(shown) + i) for i, k in enumerate(sorted(extra))}
+    people = []
+    for p in everyone.values():
+        key = (p.source, p.source_id)
+        display = shown.get(key) or extra.get(key) or TEAM_MEMBER
+        people.append(PersonName(p.first_name, p.last_name, display, f"a person's name ({p.source}:{p.source_id})",
+                                 first_hidden=mode in ("role", "anonymous")))
+    other_clients = [(c.name, f"another client's name (config: {c.key})") for c in config.clients if c.key != client_cfg.key]
+    own = [*facts.own_names, config.agency.name, *(t.name for t in rows.tasks.values())]
+    red = config.redact
+    return note_redactor(
+        own_names=own, other_names=[*facts.other_names, *other_clients], people=people,
+        terms=red.terms, patterns=red.patterns, internal_prefixes=client_cfg.visibility.internal_note_prefixes,
+        contacts=ContactPolicy(emails=red.emails, urls=red.urls, allow_domains=tuple(red.allow_domains)),
+    )
+
+
 def build_portal_view(
     store: "Store",
     config: "Config",
@@ -409,6 +501,7 @@ def build_portal_view(
     *,
     now: dt.datetime,
     previous_snapshot: Snapshot | str | None | object = LAST_PUBLISHED,
+    review: ReviewLog | None = None,
 ) -> PortalView:
     """Build the redacted view of one client from the store.
 
@@ -420,13 +513,15 @@ def build_portal_view(
         previous_snapshot: the last published snapshot (Snapshot or its JSON), for the
             change note; None for no change note. By default it is read from this
             client's PortalLink.snapshot.
+        review: when given, filled with each timesheet row's entry and every description
+            the redaction changed (for `bridge review`; never part of the view).
     """
     if previous_snapshot is LAST_PUBLISHED:
         with store.session() as s:
             link = s.get(PortalLink, client_cfg.key)
             previous_snapshot = link.snapshot if link is not None else None
     rows = load_client_rows(store, client_cfg)
-    return assemble_view(rows, config, client_cfg, now=now, previous_snapshot=previous_snapshot)
+    return assemble_view(rows, config, client_cfg, now=now, previous_snapshot=previous_snapshot, review=review)
 
 
 def assemble_view(
@@ -437,6 +532,7 @@ def assemble_view(
     now: dt.datetime,
     previous_snapshot: Snapshot | str | None = None,
     figures: ClientFigures | None = None,
+    review: ReviewLog | None = None,
 ) -> PortalView:
     """The view of one client: its figures (bridge/figures.py) plus what the policy lets it read."""
     agency = config.agency
@@ -452,14 +548,20 @@ def assemble_view(
         person = rows.people.get(key)
         facts.append(PersonFacts(key, person.first_name if person else "", person.last_name if person else "", person.role if person else None))
     names = display_names(client_cfg.visibility.team_names, facts)
+    redactor = _note_redactor(rows, config, client_cfg, names) if client_cfg.visibility.descriptions == "detailed" else None
+    review = review if review is not None else ReviewLog()
 
     published: list[_Published] = []
     for ln in fig.lines:
         task_name = ln.task.name if ln.task else None
+        description = pol.description(ln.row.notes, task_name)
+        why: tuple[str, ...] = ()
+        if description and redactor is not None:
+            description, why = redactor.redact(description)
         published.append(_Published(
             line=ln, person=names[(ln.row.source, ln.row.person_source_id or "")],
             project=ln.project.name if ln.project else "Other work", task=task_name,
-            description=pol.description(ln.row.notes, task_name),
+            description=description, redacted=why,
         ))
     published.sort(key=lambda p: (p.row.spent_date, p.project, p.person, p.row.source, p.row.source_id))
 
@@ -477,6 +579,10 @@ def assemble_view(
             is_running=False, rate=rate, amount=amount,
         )
         sheet.append(r)
+        ref = EntryRef(p.row.source, p.row.source_id, p.row.spent_date, p.project, p.person)
+        review.rows.append(ref)
+        if p.redacted and not weekly:
+            review.findings.append(Finding(ref, "redacted", p.redacted))
         # only what the client can see counts as a change: descriptions are not shown weekly
         snap[entry_key(p.row.source, p.row.source_id)] = fingerprint(
             r.spent_date, r.person, r.project, r.task, None if weekly else r.description, r.hours,
