@@ -338,4 +338,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, str(p))
     cfg.path = p
+    from bridge.paths import resolve_paths
+
+    resolve_paths(cfg, p.parent)  # relative paths mean "next to the config file" (bridge/paths.py)
     return cfg
