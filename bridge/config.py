@@ -11,6 +11,7 @@ import os
 import re
 import tomllib
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.i18n import check_locale
 
 KINDS = ("harvest", "freshbooks", "productive")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -51,6 +53,12 @@ class AgencyConfig(_Model):
     accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
     contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'; the portals' \"Ask about this\" links write to this address.")
     email: str | None = Field(None, description="Where agency alerts go.")
+    locale: str = Field("en", description="Default language and formats of portals, exports and mail (en, de, de_CH, fr…).")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        return check_locale(v)
 
     @field_validator("contact")
     @classmethod
@@ -115,6 +123,10 @@ class SourceConfig(_Model):
     reconcile_every: str = Field("1h", description="`bridge run` checks for deletions this often (`bridge sync` on every run).")
     overlap_seconds: int = Field(60, ge=0, description="Ask this much before the cursor, so a same-second or late-committed edit is never missed.")
     money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
+    budget_unit: Literal["auto", "seconds", "hours"] = Field(
+        "auto", description="FreshBooks project `budget` unit: auto (a number is seconds, a string like \"50.00\" hours), "
+        "or force seconds or hours for both.",
+    )
     timeout_seconds: float = Field(30.0, gt=0)
     requests_per_window: int | None = Field(None, description="Override the provider's documented rate limit (testing).")
     window_seconds: float | None = Field(None)
@@ -166,10 +178,55 @@ class VisibilityConfig(_Model):
     non_billable: Literal["shown", "hidden"] = "hidden"
     invoices: Literal["shown", "hidden"] = "hidden"
     view: Literal["realtime", "weekly"] = "weekly"
-    approved_only: bool = Field(False, description="Review gate: publish only approved/locked time.")
+    approved_only: bool = Field(False, description=(
+        "Review gate: publish only time the tracker marks approved. Harvest: approval_status 'approved' "
+        "(older accounts: closed, or locked as approved; locked because invoiced is not approved). "
+        "Productive: the entry's `approved` flag. FreshBooks has no approval: billed time only."
+    ))
     internal_tasks: list[str] = Field(default_factory=list, description="Task names that mark internal work.")
     internal_note_prefixes: list[str] = Field(default_factory=lambda: ["[internal]"])
     internal_tags: list[str] = Field(default_factory=lambda: ["internal"])
+
+
+class BudgetOverride(_Model):
+    """What the agency knows about one project's budget or rate that the tracker cannot say.
+
+    FreshBooks has no monthly budgets (a retainer reads as a lifetime budget) and its API
+    hides the business rate; Harvest and Productive rarely need this. Applied wherever a
+    project's budget is read, so the portal, exports, alerts and status all agree.
+    """
+
+    project: str = Field(description="'<source>:<project id>' or '<source>:<project name>', e.g. 'freshbooks:14501002'.")
+    period: Literal["month", "total"] | None = Field(
+        None, description="month: the budget resets on the 1st of each month; total: it covers the whole project.")
+    kind: Literal["hours", "money"] | None = Field(None, description="hours or money; set together with amount.")
+    amount: Decimal | None = Field(None, gt=0, description="The budget: hours, or money in the project's currency.")
+    hourly_rate: Decimal | None = Field(
+        None, gt=0, description="Values billable time the tracker gives no rate for (FreshBooks business rate).")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        source, sep, ref = v.partition(":")
+        if not sep or not source.strip() or not ref.strip():
+            raise ValueError(f"{v!r} must be '<source>:<project id or name>', like 'freshbooks:14501002'")
+        return f"{source.strip()}:{ref.strip()}"
+
+    @model_validator(mode="after")
+    def _complete(self) -> "BudgetOverride":
+        if (self.kind is None) != (self.amount is None):
+            raise ValueError(f"{self.project}: kind and amount go together (kind = \"hours\" or \"money\", amount = the budget)")
+        if self.period is None and self.kind is None and self.hourly_rate is None:
+            raise ValueError(f"{self.project}: says nothing to override; set period, kind and amount, or hourly_rate")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.project.partition(":")[0]
+
+    @property
+    def ref(self) -> str:
+        return self.project.partition(":")[2]
 
 
 class ClientConfig(_Model):
@@ -191,6 +248,29 @@ class ClientConfig(_Model):
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
     idle_minutes: int = Field(30, ge=1, description="A passphrase-protected portal locks itself after this long without input.")
+    budgets: list[BudgetOverride] = Field(
+        default_factory=list, description="Per-project budget period/kind/amount or rate the tracker cannot express.")
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "ClientConfig":
+        seen: set[str] = set()
+        for i, b in enumerate(self.budgets):
+            if b.source not in self.sources:
+                raise ValueError(
+                    f"budgets[{i}].project: source {b.source!r} is not one of this client's sources "
+                    f"({', '.join(self.sources) or 'none'})")
+            if b.project in seen:
+                raise ValueError(f"budgets[{i}].project: {b.project!r} is listed twice")
+            seen.add(b.project)
+        return self
+
+    locale: str | None = Field(None, description="This client's language and formats; default: the agency's.")
+    digest: bool = Field(False, description="E-mail the contacts a short weekly summary (sent by `bridge run`).")
+
+    @field_validator("locale")
+    @classmethod
+    def _client_locale(cls, v: str | None) -> str | None:
+        return None if v is None else check_locale(v)
 
     @field_validator("key")
     @classmethod
@@ -304,6 +384,10 @@ class Config(_Model):
             if c.key == key:
                 return c
         raise ConfigError(f"no client {key!r}; configured: {', '.join(c.key for c in self.clients) or 'none'}")
+
+    def locale_of(self, client: ClientConfig) -> str:
+        """The client's own locale, else the agency's."""
+        return client.locale or self.agency.locale
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

@@ -60,7 +60,7 @@ RECONCILE_GRACE = 6 * 3600
 
 @dataclass
 class Jobs:
-    """What the scheduled jobs do, wired by the composition root (bridge/cli.py).
+    """What the scheduled jobs do, wired by the composition root (bridge/cli/).
 
     sync(source, full, stop) -> a bridge.sync.SourceReport (or anything with `status`
     and `changed_clients`); it must take the source lock and honour `stop` between pages.
@@ -72,6 +72,7 @@ class Jobs:
     publish: Callable[[set[str]], Any] | None = None
     alerts: Callable[[set[str]], Any] | None = None
     reinvite: Callable[[set[str]], Any] | None = None  # send refreshed links to those invited before
+    digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
     # want the same client.
@@ -184,6 +185,12 @@ def refresh_links_job(config_path: str) -> None:
                 ctx.jobs.reinvite(due)
             except BridgeError as exc:
                 log.error("reinvite: %s", exc)
+    if ctx.jobs.digest is not None and not ctx.jobs.stop.is_set():
+        # the links job runs all day; the digest sends each client's week once (audit trail)
+        try:
+            ctx.jobs.digest()
+        except BridgeError as exc:
+            log.error("digest: %s", exc)
 
 
 def publish_all_job(config_path: str) -> None:

@@ -23,6 +23,7 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, PortalLink, Project, SyncRun, Task, TimeEntry
+from bridge.overrides import apply_budget_overrides, fallback_rate
 from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, display_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -271,6 +272,7 @@ class PortalView:
     notes: str | None
     change_note: ChangeNote | None  # None on the first publish
     snapshot: Snapshot
+    locale: str = "en"  # the client's language and formats (bridge/i18n.py)
 
     @property
     def data_as_of(self) -> dt.datetime | None:
@@ -407,6 +409,8 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> _Rows:
     as_of = min(known) if known else None
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone.utc)
+    # the agency's [[clients.budgets]] entries, on detached rows: never written back
+    apply_budget_overrides(projects, client_cfg)
     return _Rows(clients, projects, entries, people, tasks, invoices, as_of)
 
 
@@ -507,7 +511,9 @@ def assemble_view(
     for e, task, proj in kept:
         task_name = task.name if task else None
         cur = e.currency or project_currency(proj, e)
-        amount, rate = m.entry_value(e, proj)
+        amount, rate = m.entry_value(
+            e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
+        )
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=e.is_running,
             is_invoiced=e.is_invoiced, billable_amount=amount, currency=cur,
@@ -621,6 +627,7 @@ def assemble_view(
         notes=client_cfg.notes,
         change_note=change_note(prev, snapshot, zone),
         snapshot=snapshot,
+        locale=client_cfg.locale or agency.locale,
     )
 
 
