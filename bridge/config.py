@@ -344,6 +344,47 @@ class AuditConfig(_Model):
     endpoint_url: str | None = Field(None, description="For S3-compatible stores.")
 
 
+class RedactConfig(_Model):
+    """Agency-wide redaction of entry descriptions, applied to every client's portal."""
+
+    terms: list[str] = Field(default_factory=list, description="Words or phrases removed from every description (case and accents ignored).")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (Python syntax) removed from every description.")
+    emails: Literal["removed", "domain"] = Field("removed", description="E-mail addresses: removed, or reduced to '[removed]@domain'.")
+    urls: Literal["removed", "domain"] = Field("removed", description="Web addresses: removed, or reduced to 'domain/[removed]'.")
+    allow_domains: list[str] = Field(default_factory=list, description="E-mail and web addresses at these domains (and their subdomains) stay.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for i, p in enumerate(v):
+            try:
+                compiled = re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {i + 1} ({p!r}) is not a valid regular expression: {exc}") from None
+            if compiled.match(""):
+                raise ValueError(f"pattern {i + 1} ({p!r}) matches empty text, so it would mark every gap; make it match something")
+        return v
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, v: list[str]) -> list[str]:
+        for i, t in enumerate(v):
+            if len(t.strip()) < 2:
+                raise ValueError(f"term {i + 1} ({t!r}) is too short to match whole words safely; use two characters or more")
+        return v
+
+    @field_validator("allow_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        out = []
+        for d in v:
+            d = d.strip().lower().lstrip("@").rstrip(".")
+            if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", d):
+                raise ValueError(f"{d!r} is not a domain like 'example.com'")
+            out.append(d)
+        return out
+
+
 class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     agency: AgencyConfig = Field(default_factory=AgencyConfig)
@@ -353,6 +394,7 @@ class Config(_Model):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    redact: RedactConfig = Field(default_factory=RedactConfig)
     stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
 
     path: Path | None = Field(None, exclude=True)
