@@ -53,6 +53,7 @@ class AgencyView:
     logo_url: str | None
     accent_color: str  # "#1f5fbf"
     contact: str | None
+    ask: bool = True  # offer "Ask about this" (a mailto: to `contact`); off per client
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class BudgetView:
     projected_run_out_date: dt.date | None  # None: zero burn, already used up, or not computable
     runs_out_before_end: bool | None  # None when no end date or no projection
     explanation: str  # plain sentence: how used/burn/projection were worked out
+    # monthly budgets: last calendar month's use and allocation (a retainer that overran);
+    # None for total budgets or when last month had no budget
+    last_period_used: Decimal | None = None
+    last_period_allocated: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -671,7 +676,8 @@ def assemble_view(
     )
     return PortalView(
         client_name=client_cfg.name,
-        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact),
+        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact,
+                          ask=client_cfg.ask_about),
         # shown to the client in the agency's zone, with its offset, not in UTC
         as_of=rows.as_of.astimezone(zone) if rows.as_of is not None else None,
         generated_at=now.astimezone(zone),
@@ -760,6 +766,12 @@ def _project_view(
         level, crossed = m.warning_level(use.percent, client_cfg.thresholds, over=over)
         if projected is not None:
             projection = (BurnPoint(today, _q(use.used)), BurnPoint(projected, _q(use.allocated)))
+        last = None
+        if use.period == "monthly" and use.period_start is not None:
+            last = m.budget_use(
+                entries, kind=use.kind, period="monthly", budget_seconds=proj.budget_seconds,
+                budget_money=proj.budget_money, currency=currency, today=use.period_start - dt.timedelta(days=1),
+            )
         budget = BudgetView(
             kind=use.kind, period=use.period, currency=currency if use.kind == "money" else None,
             allocated=_q(use.allocated), used=_q(use.used), left=_q(use.left), percent_consumed=use.percent,
@@ -768,6 +780,8 @@ def _project_view(
             burn_window_weeks=b.weeks, projected_run_out_date=projected,
             runs_out_before_end=(projected < proj.ends_on) if projected is not None and proj.ends_on is not None else None,
             explanation=m.explain(use, b, projected, proj.ends_on, currency or ""),
+            last_period_used=_q(last.used) if last is not None else None,
+            last_period_allocated=_q(last.allocated) if last is not None else None,
         )
     return ProjectView(
         anchor=f"project-{index}",
