@@ -6,6 +6,7 @@ Secrets never live in the file: a source names the *environment variables* that 
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import tomllib
@@ -50,7 +51,7 @@ class AgencyConfig(_Model):
     week_start: str = Field("monday", description="First day of the week for weekly figures.")
     logo_url: str | None = Field(None, description="A data: URL or https URL of the logo.")
     accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
-    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'.")
+    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'; the portals' \"Ask about this\" links write to this address.")
     email: str | None = Field(None, description="Where agency alerts go.")
     locale: str = Field("en", description="Default language and formats of portals, exports and mail (en, de, de_CH, fr…).")
 
@@ -58,6 +59,17 @@ class AgencyConfig(_Model):
     @classmethod
     def _locale(cls, v: str) -> str:
         return check_locale(v)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str | None) -> str | None:
+        # the portals' "Ask about this" links are mailto: links to it, so it must hold one address
+        if v is None or not v.strip():
+            return None
+        addr = email.utils.parseaddr(v)[1]
+        if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", addr or ""):
+            raise ValueError(f"{v!r} holds no e-mail address; write it like 'Alice Martin <alice@agency.example>'")
+        return v.strip()
 
     @field_validator("timezone")
     @classmethod
@@ -104,6 +116,7 @@ class SourceConfig(_Model):
     refresh_token_env: str | None = Field(None, description="Env var holding the first refresh token.")
     token_url: str | None = Field(None, description="OAuth token endpoint, if not the provider's default.")
     redirect_uri: str | None = Field(None, description="FreshBooks: the app's redirect URI, sent with token refreshes.")
+    authorize_url: str | None = Field(None, description="FreshBooks: the OAuth authorize page, if not auth.freshbooks.com (`bridge auth`).")
     user_agent: str = Field("clearhours-bridge (https://github.com/clearhours/clearhours)", description="Harvest requires one naming the app and a contact.")
     every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
     cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
@@ -234,6 +247,7 @@ class ClientConfig(_Model):
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
     alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
+    ask_about: bool = Field(True, description="Offer \"Ask about this\" on entries, weeks and invoices: a mailto: link to agency.contact.")
     reinvite: bool = Field(True, description="When `bridge run` refreshes the link, e-mail it again to everyone invited before.")
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
@@ -467,4 +481,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, str(p))
     cfg.path = p
+    from bridge.paths import resolve_paths
+
+    resolve_paths(cfg, p.parent)  # relative paths mean "next to the config file" (bridge/paths.py)
     return cfg

@@ -79,6 +79,7 @@ class AgencyView:
     logo_url: str | None
     accent_color: str  # "#1f5fbf"
     contact: str | None
+    ask: bool = True  # offer "Ask about this" (a mailto: to `contact`); off per client
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,10 @@ class BudgetView:
     unlisted_hours: Decimal = Decimal(0)  # of `used`, the hours not itemized on the page (internal work…)
     unlisted_note: str | None = None  # "Includes 15.5 h of internal work not itemized below."
     history: tuple[BudgetMonth, ...] = ()  # monthly budgets: previous months, oldest first
+    # monthly budgets: last calendar month's use and allocation (a retainer that overran);
+    # None for total budgets or when last month had no budget
+    last_period_used: Decimal | None = None
+    last_period_allocated: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -622,7 +627,8 @@ def assemble_view(
     )
     return PortalView(
         client_name=client_cfg.name,
-        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact),
+        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact,
+                          ask=client_cfg.ask_about),
         # shown to the client in the agency's zone, with its offset, not in UTC
         as_of=rows.as_of.astimezone(zone) if rows.as_of is not None else None,
         generated_at=now.astimezone(zone),
@@ -674,6 +680,9 @@ def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", to
     projection: tuple[BurnPoint, ...] = ()
     chart_kind: BudgetKind = b.kind if b is not None else "hours"
     if b is not None:
+        # last calendar month of a monthly budget, from the same history the page lists
+        prev_month = (b.period_start - dt.timedelta(days=1)).replace(day=1) if b.period_start else None
+        last = next((h for h in b.history if h.month == prev_month), None)
         cumulative = tuple(BurnPoint(d, _q(v)) for d, v in b.cumulative)
         if b.projected_run_out is not None:
             projection = (BurnPoint(today, _q(b.used)), BurnPoint(b.projected_run_out, _q(b.allocated)))
@@ -687,6 +696,8 @@ def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", to
             basis=b.basis, at_risk=b.at_risk, unlisted_hours=m.hours(b.unlisted_seconds),
             unlisted_note=unlisted_sentence(b),
             history=tuple(BudgetMonth(h.month, _q(h.allocated), _q(h.used), _q(h.over)) for h in b.history),
+            last_period_used=_q(last.used) if last is not None else None,
+            last_period_allocated=_q(last.allocated) if last is not None else None,
         )
     return ProjectView(
         anchor=f"project-{index}",
