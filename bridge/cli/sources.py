@@ -117,7 +117,14 @@ def check_config(env: Env) -> None:
 @pass_env
 @handle_errors
 def check(env: Env, sources: tuple[str, ...]) -> None:
-    """Make the cheapest authenticated call to each source: are the credentials right?"""
+    """Check each source's credentials and say what the token may read.
+
+    Prints who the token belongs to, whether it sees rates, and each resource it may
+    not list with the permission that resource needs (a sync skips those and syncs the
+    rest). Exits 1 only when a source's credentials do not work at all.
+    """
+    from bridge.permissions import describe, source_access
+
     failed = False
     make = wiring.connector_factory(env)
     for s in env.config.sources:
@@ -126,10 +133,12 @@ def check(env: Env, sources: tuple[str, ...]) -> None:
         try:
             conn = make(s)
             try:
-                conn.check()
+                access = source_access(conn)
             finally:
                 conn.close()
             click.echo(f"{s.name}: OK")
+            for line in describe(access):
+                click.echo(f"  {line}")
         except BridgeError as exc:
             failed = True
             click.echo(f"{s.name}: FAILED - {exc}", err=True)
