@@ -6,6 +6,7 @@ Secrets never live in the file: a source names the *environment variables* that 
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import tomllib
@@ -50,7 +51,7 @@ class AgencyConfig(_Model):
     week_start: str = Field("monday", description="First day of the week for weekly figures.")
     logo_url: str | None = Field(None, description="A data: URL or https URL of the logo.")
     accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
-    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'.")
+    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'; the portals' \"Ask about this\" links write to this address.")
     email: str | None = Field(None, description="Where agency alerts go.")
     locale: str = Field("en", description="Default language and formats of portals, exports and mail (en, de, de_CH, fr…).")
 
@@ -58,6 +59,17 @@ class AgencyConfig(_Model):
     @classmethod
     def _locale(cls, v: str) -> str:
         return check_locale(v)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str | None) -> str | None:
+        # the portals' "Ask about this" links are mailto: links to it, so it must hold one address
+        if v is None or not v.strip():
+            return None
+        addr = email.utils.parseaddr(v)[1]
+        if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", addr or ""):
+            raise ValueError(f"{v!r} holds no e-mail address; write it like 'Alice Martin <alice@agency.example>'")
+        return v.strip()
 
     @field_validator("timezone")
     @classmethod
@@ -231,6 +243,7 @@ class ClientConfig(_Model):
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
     alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
+    ask_about: bool = Field(True, description="Offer \"Ask about this\" on entries, weeks and invoices: a mailto: link to agency.contact.")
     reinvite: bool = Field(True, description="When `bridge run` refreshes the link, e-mail it again to everyone invited before.")
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
@@ -331,6 +344,47 @@ class AuditConfig(_Model):
     endpoint_url: str | None = Field(None, description="For S3-compatible stores.")
 
 
+class RedactConfig(_Model):
+    """Agency-wide redaction of entry descriptions, applied to every client's portal."""
+
+    terms: list[str] = Field(default_factory=list, description="Words or phrases removed from every description (case and accents ignored).")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (Python syntax) removed from every description.")
+    emails: Literal["removed", "domain"] = Field("removed", description="E-mail addresses: removed, or reduced to '[removed]@domain'.")
+    urls: Literal["removed", "domain"] = Field("removed", description="Web addresses: removed, or reduced to 'domain/[removed]'.")
+    allow_domains: list[str] = Field(default_factory=list, description="E-mail and web addresses at these domains (and their subdomains) stay.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for i, p in enumerate(v):
+            try:
+                compiled = re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {i + 1} ({p!r}) is not a valid regular expression: {exc}") from None
+            if compiled.match(""):
+                raise ValueError(f"pattern {i + 1} ({p!r}) matches empty text, so it would mark every gap; make it match something")
+        return v
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, v: list[str]) -> list[str]:
+        for i, t in enumerate(v):
+            if len(t.strip()) < 2:
+                raise ValueError(f"term {i + 1} ({t!r}) is too short to match whole words safely; use two characters or more")
+        return v
+
+    @field_validator("allow_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        out = []
+        for d in v:
+            d = d.strip().lower().lstrip("@").rstrip(".")
+            if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", d):
+                raise ValueError(f"{d!r} is not a domain like 'example.com'")
+            out.append(d)
+        return out
+
+
 class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     agency: AgencyConfig = Field(default_factory=AgencyConfig)
@@ -340,6 +394,7 @@ class Config(_Model):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    redact: RedactConfig = Field(default_factory=RedactConfig)
     stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
 
     path: Path | None = Field(None, exclude=True)

@@ -73,6 +73,7 @@ class Jobs:
     alerts: Callable[[set[str]], Any] | None = None
     reinvite: Callable[[set[str]], Any] | None = None  # send refreshed links to those invited before
     verify: Callable[[set[str]], Any] | None = None  # compare those clients' figures with the trackers' (nightly)
+    digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
     # want the same client.
@@ -195,6 +196,12 @@ def refresh_links_job(config_path: str) -> None:
                 ctx.jobs.reinvite(due)
             except BridgeError as exc:
                 log.error("reinvite: %s", exc)
+    if ctx.jobs.digest is not None and not ctx.jobs.stop.is_set():
+        # the links job runs all day; the digest sends each client's week once (audit trail)
+        try:
+            ctx.jobs.digest()
+        except BridgeError as exc:
+            log.error("digest: %s", exc)
 
 
 def publish_all_job(config_path: str) -> None:

@@ -82,3 +82,14 @@ def tracker_reports(env: Env) -> Callable[[str, list[str], Any], Any]:
             conn.close()
 
     return fetch
+
+
+def digest_sender(env: Env) -> Callable[[Any, list[str]], None]:
+    """Words a weekly digest in the client's language and sends it through [smtp]."""
+    from publishers.digest_mail import digest_message
+    from publishers.mail import send_message
+
+    def send(digest: Any, to: list[str]) -> None:
+        send_message(env.config.smtp, digest_message(env.config, digest, to))
+
+    return send
