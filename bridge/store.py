@@ -27,6 +27,8 @@ from bridge.errors import StoreError
 from bridge.models import (
     SCHEMA_VERSION,
     SYNCED_MODELS,
+    ScheduledJob,
+    SchedulerProcess,
     Quarantine,
     SchemaVersion,
     SourceSecret,
@@ -45,6 +47,15 @@ log = logging.getLogger(__name__)
 # `migrate()` runs the missing ones in order inside one transaction and records the
 # version, so an upgrade never needs a fresh store.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+
+def _add_scheduler_tables(conn: Connection) -> None:
+    # The process heartbeats and the leader's persisted schedule (issue 16).
+    for model in (SchedulerProcess, ScheduledJob):
+        model.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS[2] = _add_scheduler_tables
 
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 
