@@ -1,6 +1,6 @@
 """Publishing, client by client: token, view, render, leak guard, publish, link, audit.
 
-The renderer and the target are passed in (bridge/ never imports publishers/): `cli.py`
+The renderer and the target are passed in (bridge/ never imports publishers/): `bridge/cli/`
 wires `publishers.render.render_portal` and `publishers.publisher_for(config.publish)`.
 One client's failure is recorded and reported; the others are still published.
 

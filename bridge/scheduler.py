@@ -68,7 +68,7 @@ RECONCILE_GRACE = 6 * 3600
 
 @dataclass
 class Jobs:
-    """What the scheduled jobs do, wired by the composition root (bridge/cli.py).
+    """What the scheduled jobs do, wired by the composition root (bridge/cli/).
 
     sync(source, full, stop) -> a bridge.sync.SourceReport (or anything with `status`
     and `changed_clients`); it must take the source lock and honour `stop` between pages.

@@ -25,9 +25,21 @@ def test_core_never_imports_connectors_or_publishers_except_cli() -> None:
     offenders = {
         p.name: sorted(_imports(p) & {"connectors", "publishers"})
         for p in (ROOT / "bridge").glob("*.py")
-        if p.name != "cli.py" and _imports(p) & {"connectors", "publishers"}
+        if _imports(p) & {"connectors", "publishers"}
     }
     assert offenders == {}
+
+
+def test_only_the_cli_wiring_builds_connectors_and_publishers() -> None:
+    """The CLI package's command modules ask `wiring` for parts; only it (and the demo,
+    which starts the sandbox) may import connectors or publishers at module level."""
+    cli_dir = ROOT / "bridge" / "cli"
+    assert (cli_dir / "__init__.py").exists()
+    for p in cli_dir.glob("*.py"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        top = {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module}
+        top |= {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        assert not top & {"connectors", "publishers"}, (p.name, "imports them at module level; use wiring")
 
 
 def test_connectors_never_touch_the_store_or_publishers() -> None:
@@ -70,3 +82,23 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     for name, cmd in _commands(cli):
         assert (cmd.help or "").strip(), f"`bridge {name}` has no help text"
         assert f"bridge {name}" in readme, f"`bridge {name}` is not documented in README.md"
+
+
+def test_global_options_are_accepted_after_the_subcommand(tmp_path: Path) -> None:
+    """cron lines and runbooks put `-c` and `-v` anywhere; both orders mean the same."""
+    from click.testing import CliRunner
+
+    from bridge.cli import cli
+    from bridge.cli.base import hoist_global_options
+
+    assert hoist_global_options(["status", "-c", "/etc/b.toml", "-vv", "--json"]) == \
+        ["-c", "/etc/b.toml", "-vv", "status", "--json"]
+    assert hoist_global_options(["--log-format=json", "sync", "--source", "h", "--config=/x.toml"]) == \
+        ["--log-format=json", "--config=/x.toml", "sync", "--source", "h"]
+    assert hoist_global_options(["invite", "acme", "--", "-c"]) == ["invite", "acme", "--", "-c"]
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text('[[sources]]\nname = "h"\nkind = "harvest"\n', encoding="utf-8")
+    after = CliRunner().invoke(cli, ["check-config", "-c", str(cfg)])
+    before = CliRunner().invoke(cli, ["-c", str(cfg), "check-config"])
+    assert after.exit_code == before.exit_code == 0, after.output
+    assert after.output == before.output and str(cfg) in after.output

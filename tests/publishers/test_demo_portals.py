@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bridge.cli import _clear_previous_demo, cli
+from bridge.cli import cli
+from bridge.cli.demo import _clear_previous_demo
 from bridge.errors import BridgeError
 from tests.publishers.test_browser import VISIBLE, browser, open_page, problems, screenshot  # noqa: F401
 

@@ -253,7 +253,9 @@ def test_cli_publish_links_revoke_preview(tmp_path: Path, monkeypatch) -> None:
         '[[sources]]\nname = "h"\nkind = "harvest"\n'
         '[[clients]]\nkey = "acme"\nname = "Acme Ltd"\nsources = { h = ["1"] }\ncontacts = ["boss@acme.test"]\n'
     )
-    monkeypatch.setattr(cli_mod, "_renderer", lambda: fake_render)
+    from bridge.cli import wiring
+
+    monkeypatch.setattr(wiring, "renderer", lambda: fake_render)
     monkeypatch.setattr(publishing, "default_view_builder", lambda store, config, now: views())
     monkeypatch.setattr(publishing, "default_guard", lambda store, config, now: no_leaks)
     runner = CliRunner()

@@ -1,0 +1,164 @@
+"""The generated agency: `bridge sandbox` and `bridge demo`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bridge.cli import wiring
+from bridge.cli.base import Env, cli, handle_errors
+from bridge.cli.sources import sync
+from bridge.errors import BridgeError
+
+
+@cli.command()
+@click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated agency (same seed, same data).")
+@click.option("--entries", type=int, default=1500, show_default=True, help="How many time entries to generate.")
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="The agency's 'today' (default: the real date).")
+@click.option("--no-rate-limits", is_flag=True, help="Do not simulate the providers' rate limits (benchmarks).")
+def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool) -> None:
+    """Serve Harvest (and every other provider the sandbox has) locally, from a generated agency.
+
+    Prints each provider's base URL and the demo credentials, then serves until Ctrl-C.
+    The admin API (edit data, inject faults, read counters) is under /_sandbox/.
+
+    \b
+    Example:
+      bridge sandbox --port 8765 --entries 200000 --no-rate-limits
+    """
+    from connectors.sandbox import describe, start_sandbox
+
+    server = start_sandbox(seed=seed, entries=entries, port=port, rate_limits=not no_rate_limits,
+                           today=today.date() if today else None)
+    for line in describe(server):
+        click.echo(line)
+    click.echo("Press Ctrl-C to stop.")
+    server.wait()
+
+
+def client_totals(env: Env) -> list[dict[str, Any]]:
+    """Per portal client: hours to date, this week, billable share, open invoices - from the store."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from bridge.models import Invoice, TimeEntry
+
+    cfg = env.config
+    zone = cfg.agency.zone
+    today = dt.datetime.now(zone).date()
+    week_start = today - dt.timedelta(days=(today.weekday() - cfg.agency.week_start_index) % 7)
+    te, inv = TimeEntry.__table__, Invoice.__table__
+    out = []
+    with env.store.engine.connect() as conn:
+        for client in cfg.clients:
+            cond = sa.or_(*[
+                sa.and_(te.c.source == src, te.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
+            ]) if client.sources else sa.false()
+            live = sa.and_(cond, te.c.is_deleted.is_(False))
+            total, billable, week = conn.execute(sa.select(
+                sa.func.coalesce(sa.func.sum(te.c.seconds), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((te.c.is_billable, te.c.seconds), else_=0)), 0),
+                sa.func.coalesce(sa.func.sum(sa.case((te.c.spent_date >= week_start, te.c.seconds), else_=0)), 0),
+            ).where(live)).one()
+            icond = sa.or_(*[
+                sa.and_(inv.c.source == src, inv.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
+            ]) if client.sources else sa.false()
+            open_count = conn.execute(sa.select(sa.func.count()).where(
+                icond, inv.c.is_deleted.is_(False), inv.c.status.in_(["open", "partial", "overdue"]))).scalar_one()
+            out.append({
+                "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
+                "this_week": round(week / 3600, 2), "billable_pct": round(100 * billable / total) if total else 0,
+                "open_invoices": open_count,
+            })
+    return out
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="demo-site", show_default=True, type=click.Path(file_okay=False),
+              help="Where the demo config, store and portals go.")
+@click.option("--entries", default=1500, show_default=True, help="Time entries in the generated agency.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the generated agency.")
+@click.pass_context
+@handle_errors
+def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
+    """Run the whole pipeline on a generated agency: no credentials, no network.
+
+    Starts the provider sandbox on 127.0.0.1 (Harvest, FreshBooks and Productive.io
+    speaking their real APIs), writes a demo config, syncs every source into a local
+    SQLite store, prints per-client totals from the store, and renders each client's
+    portal into OUT/<token>/index.html.
+
+    \b
+    Example:
+      bridge demo && open demo-site/*/index.html
+    """
+    from connectors.sandbox import start_sandbox
+    from connectors.sandbox.demo import demo_config, to_toml
+
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_previous_demo(out)
+    click.echo("Starting the provider sandbox on 127.0.0.1 …")
+    box = start_sandbox(seed=seed, entries=entries, port=0, rate_limits=True)
+    try:
+        data, secrets_env = demo_config(box, store_url=f"sqlite:///{out / 'clearhours.db'}", target=f"file://{out}")
+        cfg_path = out / "bridge.toml"
+        cfg_path.write_text(
+            f"{DEMO_HEADER}: the sandbox's URLs change on every run.\n" + to_toml(data), encoding="utf-8"
+        )
+        os.environ.update(secrets_env)
+        env = Env(str(cfg_path))
+        click.echo(f"Config: {cfg_path}\nStore:  {env.config.store.url}\n")
+        ctx.obj = env
+        ctx.invoke(sync)
+    except SystemExit as exc:
+        if exc.code:
+            raise click.ClickException("the demo sync failed; see the errors above") from None
+    finally:
+        box.stop()
+    rows = client_totals(env)
+    click.echo("\nPer-client totals from the store:")
+    width = max(len(r["client"]) for r in rows) if rows else 10
+    click.echo(f"  {'client'.ljust(width)}  {'source':<11} {'hours':>9} {'this week':>10} {'billable':>9} {'open inv.':>9}")
+    for r in rows:
+        click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
+                   f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
+    _demo_publish(env, out)
+
+
+DEMO_HEADER = "# Written by `bridge demo`"
+
+
+def _clear_previous_demo(out: Path) -> None:
+    """A demo run starts clean: its store, and the portal folders an earlier demo published
+    (a fresh store issues new tokens, so old folders would pile up). Only a folder the demo
+    itself wrote is touched: one holding its config, and in it only publish folders."""
+    import shutil
+
+    cfg = out / "bridge.toml"
+    if cfg.exists() and not cfg.read_text(encoding="utf-8").startswith(DEMO_HEADER):
+        raise BridgeError(f"{out} holds a bridge.toml that `bridge demo` did not write; choose another --out")
+    for stale in ("clearhours.db", "clearhours.db-wal", "clearhours.db-shm"):
+        (out / stale).unlink(missing_ok=True)
+    if cfg.exists():
+        for folder in out.iterdir():
+            if folder.is_dir() and (folder / ".manifest.json").exists():
+                shutil.rmtree(folder)
+
+
+def _demo_publish(env: Env, out: Path) -> None:
+    """Render every demo client's portal into OUT/<token>/ and print the paths."""
+    from bridge.publishing import publish_all
+
+    report = publish_all(env.store, env.config, wiring.target(env), wiring.renderer(), protect=wiring.protector(env))
+    click.echo("\nPortals:")
+    for o in report.outcomes:
+        if o.ok:
+            click.echo(f"  {env.config.client(o.client_key).name}: {o.url}")
+        else:
+            click.echo(f"  {o.client_key}: FAILED - {o.error}", err=True)

@@ -1,0 +1,169 @@
+"""Scheduled operation: run, status, alerts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bridge.cli import wiring
+from bridge.cli.base import Env, cli, handle_errors, pass_env
+
+
+def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
+    from bridge.publishing import publish_all
+
+    # the same target and renderer as `bridge publish` (helpers below)
+    target, render = wiring.target(env), wiring.renderer()
+
+    def publish(keys: set[str]) -> None:
+        # publish_all logs and audits each failed client; the others are still published
+        publish_all(env.store, env.config, target, render, clients=sorted(keys), protect=wiring.protector(env))
+
+    return publish
+
+
+def _run_jobs(env: Env, *, publish: bool) -> Any:
+    from bridge.alerts import channels_configured, run_alerts
+    from bridge.locks import source_lock
+    from bridge.scheduler import Jobs
+    from bridge.sync import sync_all
+
+    factory = wiring.connector_factory(env)
+    log = logging.getLogger("bridge.run")
+
+    def sync(source: str, full: bool, stop: Any) -> Any:
+        # between nightly full passes, deletions are checked when `reconcile_every` is due,
+        # so an idle cycle costs one request per resource
+        [report] = sync_all(env.config, env.store, factory, names=[source], full=full,
+                            reconcile=True if full else "due",
+                            lock=lambda name: source_lock(env.store, name), stop=stop)
+        log.info("%s: %s%s - %d new, %d updated, %d deleted, %d requests, %.1f s", source, report.status,
+                 " (full)" if full else "", report.new, report.updated, report.deleted, report.requests, report.seconds)
+        return report
+
+    def alerts(keys: set[str]) -> None:
+        if channels_configured(env.config):
+            run_alerts(env.store, env.config, mail=wiring.alert_mailer(env), clients=keys)
+
+    def reinvite(keys: set[str]) -> None:
+        from bridge.publishing import reinvite as send_again
+        from publishers import mail
+
+        send_again(env.store, env.config, keys, compose=mail.invitation, send=lambda m: mail.send_message(env.config.smtp, m))
+
+    return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts,
+                reinvite=reinvite if publish else None)
+
+
+@cli.command()
+@click.option("--no-publish", is_flag=True, help="Only sync; do not re-publish portals or send alerts.")
+@pass_env
+@handle_errors
+def run(env: Env, no_publish: bool) -> None:
+    """Sync every source on its schedule and re-publish the clients whose data changed, until stopped.
+
+    Each source syncs on its `every` interval (default 5m) or `cron` expression (in the
+    agency's time zone), at most one sync per source across processes; every night a
+    full pass finds records deleted at the provider. Signed links are re-issued before
+    they expire, and budget alerts go out as thresholds are crossed. The schedule is kept
+    in the store's database, so a restart neither repeats nor loses a run. SIGTERM or
+    Ctrl-C stops cleanly: the page being written is committed, then the process exits 0.
+
+    \b
+    Example:
+      bridge run -v
+    """
+    from bridge.scheduler import build_scheduler, serve
+
+    path = str(Path(env.config_path).resolve())
+    env.config  # fail on a bad config before anything starts
+    jobs = _run_jobs(env, publish=not no_publish)
+    scheduler = build_scheduler(env.config, env.store, jobs, config_path=path, publish_on_start=not no_publish)
+    click.echo(f"bridge run: {len(env.config.sources)} source(s) scheduled, {len(env.config.clients)} portal(s); "
+               "Ctrl-C or SIGTERM stops.", err=True)
+    sys.exit(serve(scheduler, jobs))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_env
+@handle_errors
+def status(env: Env, as_json: bool) -> None:
+    """Show each source's last sync, error, next run and records, and each portal's freshness.
+
+    Exits 1 when a source has not synced successfully within `stale_after` (default
+    1h), so it doubles as a health check for a container or a monitor.
+
+    \b
+    Example:
+      bridge status --json
+    """
+    from bridge.models import utcnow
+    from bridge.status import collect_status, print_rich, status_json, status_lines
+
+    st = collect_status(env.store, env.config, utcnow())
+    if as_json:
+        click.echo(status_json(st))
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        print_rich(st, Console())
+    else:
+        for line in status_lines(st):
+            click.echo(line)
+    if not st.healthy:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Print the alerts that would be sent now; send and record nothing.")
+@click.option("--client", "clients", multiple=True, help="Only this client (repeatable).")
+@pass_env
+@handle_errors
+def alerts(env: Env, dry_run: bool, clients: tuple[str, ...]) -> None:
+    """Send budget alerts for thresholds crossed since the last alert (`bridge run` does this itself).
+
+    One alert per crossing of a client's thresholds (default 75/90/100%), to the agency's
+    e-mail, the webhook and, with `alert_client = true`, the client's contacts. A crossing
+    is never alerted twice; a raised budget or a new month (monthly budgets) re-arms it.
+    Exits 1 if an alert could not be delivered on any channel.
+
+    \b
+    Example:
+      bridge alerts --dry-run
+    """
+    from bridge.alerts import evaluate_alerts, run_alerts
+    from bridge.models import utcnow
+
+    for key in clients:
+        env.config.client(key)
+    chosen = list(clients) or None
+    if dry_run:
+        found = evaluate_alerts(env.store, env.config, utcnow(), clients=chosen)
+        if not found:
+            click.echo("No budget threshold newly crossed.")
+        for a in found:
+            to = list(a.agency_to) + (["webhook"] if env.config.alerts.webhook_url_env else [])
+            click.echo(f"To: {', '.join(to) or '(no channel configured)'}")
+            if a.client_to:
+                click.echo(f"Client copy to: {', '.join(a.client_to)}")
+            click.echo(f"Subject: {a.subject()}")
+            click.echo(a.text())
+            click.echo("")
+        return
+    results = run_alerts(env.store, env.config, mail=wiring.alert_mailer(env), clients=chosen)
+    if not results:
+        click.echo("No budget threshold newly crossed.")
+    for r in results:
+        line = f"{r.alert.client_key} / {r.alert.project_name}: {r.alert.threshold}%"
+        if r.recorded:
+            click.echo(f"{line} - sent via {', '.join(r.delivered)}")
+        for err in r.errors:
+            click.echo(f"{line} - {err}", err=True)
+    if any(not r.recorded for r in results):
+        sys.exit(1)
