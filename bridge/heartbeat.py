@@ -19,6 +19,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -75,6 +76,7 @@ class Heartbeat:
         self.pid = os.getpid()
         self.id = f"{self.host}:{self.pid}:{secrets.token_hex(3)}"[-120:]
         self.role = "starting"
+        self.done = False  # stopped() was written
 
     @property
     def label(self) -> str:
@@ -111,6 +113,7 @@ class Heartbeat:
         return True
 
     def stopped(self, note: str | None = None) -> None:
+        self.done = True
         try:
             with self.store.engine.begin() as conn:
                 conn.execute(sa.update(_T).where(_T.c.id == self.id).values(
@@ -145,4 +148,72 @@ def current_leader(store: Store, now: dt.datetime | None = None, *, mode: str | 
     return leaders[0] if leaders else None
 
 
-__all__ = ["Heartbeat", "ProcessInfo", "processes", "current_leader"]
+
+
+@dataclass(frozen=True)
+class SchedulerStatus:
+    """Who schedules on this store, for `bridge status`."""
+
+    leader: ProcessInfo | None
+    standbys: tuple[ProcessInfo, ...]
+    workers: tuple[ProcessInfo, ...]
+    last_leader: ProcessInfo | None  # the newest leader row when none is alive
+    ever_ran: bool
+
+    @property
+    def running(self) -> bool:
+        return self.leader is not None
+
+    @property
+    def failed(self) -> bool:
+        """A scheduler ran and stopped without being asked to: killed, stalled or crashed."""
+        if self.running or self.last_leader is None:
+            return False
+        return self.last_leader.stopped_at is None or bool(self.last_leader.note)
+
+    def lines(self, ago: Any) -> list[str]:
+        if self.leader is not None:
+            p = self.leader
+            out = [f"  leader: {p.mode} {p.label}, leading since {ago(p.leader_since)}, heartbeat {ago(p.heartbeat_at)}"]
+        elif self.last_leader is not None:
+            p = self.last_leader
+            why = f": {p.note}" if p.note else (" (stopped)" if p.stopped_at else " (its heartbeat stopped)")
+            out = [f"  scheduler not running; last leader {p.label}, last heartbeat {ago(p.heartbeat_at)}{why}"]
+        else:
+            out = ["  scheduler not running: no `bridge run` or `bridge beat` has run on this store"]
+        if self.standbys:
+            out.append("  standbys: " + ", ".join(p.label for p in self.standbys))
+        if self.workers:
+            out.append(f"  workers ({len(self.workers)}): " + ", ".join(p.label for p in self.workers))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        def one(p: ProcessInfo | None) -> dict[str, Any] | None:
+            if p is None:
+                return None
+            return {"host": p.host, "pid": p.pid, "mode": p.mode, "role": p.role,
+                    "leader_since": p.leader_since.isoformat() if p.leader_since else None,
+                    "heartbeat_at": p.heartbeat_at.isoformat() if p.heartbeat_at else None,
+                    "stopped_at": p.stopped_at.isoformat() if p.stopped_at else None, "note": p.note}
+
+        return {"running": self.running, "failed": self.failed, "leader": one(self.leader),
+                "last_leader": one(self.last_leader) if not self.running else None,
+                "standbys": [one(p) for p in self.standbys], "workers": [one(p) for p in self.workers]}
+
+
+def scheduler_status(store: Store, now: dt.datetime) -> SchedulerStatus:
+    procs = processes(store)
+    alive = [p for p in procs if p.alive(now)]
+    leader = current_leader(store, now)
+    leaders = [p for p in procs if p.leader_since is not None and p.mode in ("run", "beat")]
+    leaders.sort(key=lambda p: p.leader_since or now, reverse=True)
+    return SchedulerStatus(
+        leader=leader,
+        standbys=tuple(p for p in alive if p.role == "standby"),
+        workers=tuple(p for p in alive if p.mode == "worker"),
+        last_leader=None if leader is not None else (leaders[0] if leaders else None),
+        ever_ran=any(p.mode in ("run", "beat") for p in procs),
+    )
+
+
+__all__ = ["Heartbeat", "ProcessInfo", "SchedulerStatus", "processes", "current_leader", "scheduler_status"]

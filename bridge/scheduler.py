@@ -236,12 +236,15 @@ class Scheduler(BackgroundScheduler):
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
+        return super()._process_jobs()  # type: ignore[no-any-return]
+
+    def _main_loop(self) -> None:
         try:
-            return super()._process_jobs()  # type: ignore[no-any-return]
-        except BaseException as exc:
+            super()._main_loop()
+        except Exception as exc:
+            # The thread ends here, as it would anyway; the watchdog exits the process.
             self.failure = f"{exc.__class__.__name__}: {exc}"
             log.exception("the scheduler thread failed")
-            raise
 
     def thread_alive(self) -> bool:
         thread = getattr(self, "_thread", None)
@@ -521,14 +524,14 @@ def run_scheduler(
                                     publish_on_start=publish_on_start, writer=heartbeat.id)
         code = serve(scheduler, jobs, install_signals=False, tick=min(0.5, timing.poll), heartbeat=heartbeat,
                      leader=election.lock, stall_after=timing.stall_after)
-        note = None if code == 0 else "the scheduler failed; see this process's log"
         return code
     except ConfigError as exc:
         note = str(exc)[:1000]
         raise
     finally:
         election.release()
-        heartbeat.stopped(note)
+        if not heartbeat.done:  # serve() already wrote why the scheduler failed
+            heartbeat.stopped(note)
         _restore_signals(previous)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.config import Config, parse_duration
+from bridge.heartbeat import SchedulerStatus, scheduler_status
 from bridge.models import PortalLink, Quarantine, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
@@ -54,10 +55,12 @@ class Status:
     stale_after: dt.timedelta
     sources: tuple[SourceStatus, ...]
     portals: tuple[PortalStatus, ...]
+    scheduler: SchedulerStatus | None = None
 
     @property
     def healthy(self) -> bool:
-        return not any(s.stale for s in self.sources)
+        # A scheduler that died or stalled is unhealthy at once, before any source goes stale.
+        return not any(s.stale for s in self.sources) and not (self.scheduler is not None and self.scheduler.failed)
 
     def as_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -73,6 +76,7 @@ class Status:
             "stale_after_seconds": int(self.stale_after.total_seconds()),
             "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
             "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
+            "scheduler": self.scheduler.as_dict() if self.scheduler is not None else None,
         }
 
 
@@ -118,7 +122,8 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             published_at=r.published_at if r is not None else None, link_expires_at=exp,
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
         ))
-    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals))
+    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
+                  scheduler=scheduler_status(store, now))
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -158,6 +163,9 @@ def status_lines(status: Status) -> list[str]:
         out.append(f"    records: {_records(s.records)}; quarantined: {s.quarantined}")
         if s.last_error:
             out.append(f"    last error ({_ago(s.last_error_at, now)}): {s.last_error}")
+    if status.scheduler is not None:
+        out.append("Scheduler:")
+        out.extend(status.scheduler.lines(lambda at: _ago(at, now)))
     out.append("Portals:")
     if not status.portals:
         out.append("  (no clients configured)")
@@ -168,7 +176,10 @@ def status_lines(status: Status) -> list[str]:
         link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
             f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
         out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
-    if not status.healthy:
+    if status.scheduler is not None and status.scheduler.failed:
+        out.append("UNHEALTHY: scheduler not running: the last leader stopped without being asked to. "
+                   "Check its log and restart `bridge run`.")
+    elif not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
         out.append(f"UNHEALTHY: no successful sync within {config_span(status.stale_after)} for: {stale}. "
                    "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
@@ -206,6 +217,10 @@ def print_rich(status: Status, console: Any) -> None:
             f"[red]expired {_ago(x.link_expires_at, now)}[/red]" if x.link_expired else f"expires {_ago(x.link_expires_at, now)}")
         p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link)
     console.print(p)
+    if status.scheduler is not None:
+        console.print("Scheduler:")
+        for line in status.scheduler.lines(lambda at: _ago(at, now)):
+            console.print(line, markup=False)
     if not status.healthy:
         console.print(f"[red]{status_lines(status)[-1]}[/red]")
 
