@@ -103,6 +103,10 @@ class SourceConfig(_Model):
     reconcile_every: str = Field("1h", description="`bridge run` checks for deletions this often (`bridge sync` on every run).")
     overlap_seconds: int = Field(60, ge=0, description="Ask this much before the cursor, so a same-second or late-committed edit is never missed.")
     money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
+    budget_unit: Literal["auto", "seconds", "hours"] = Field(
+        "auto", description="FreshBooks project `budget` unit: auto (a number is seconds, a string like \"50.00\" hours), "
+        "or force seconds or hours for both.",
+    )
     timeout_seconds: float = Field(30.0, gt=0)
     requests_per_window: int | None = Field(None, description="Override the provider's documented rate limit (testing).")
     window_seconds: float | None = Field(None)
@@ -154,7 +158,11 @@ class VisibilityConfig(_Model):
     non_billable: Literal["shown", "hidden"] = "hidden"
     invoices: Literal["shown", "hidden"] = "hidden"
     view: Literal["realtime", "weekly"] = "weekly"
-    approved_only: bool = Field(False, description="Review gate: publish only approved/locked time.")
+    approved_only: bool = Field(False, description=(
+        "Review gate: publish only time the tracker marks approved. Harvest: approval_status 'approved' "
+        "(older accounts: closed, or locked as approved; locked because invoiced is not approved). "
+        "Productive: the entry's `approved` flag. FreshBooks has no approval: billed time only."
+    ))
     internal_tasks: list[str] = Field(default_factory=list, description="Task names that mark internal work.")
     internal_note_prefixes: list[str] = Field(default_factory=lambda: ["[internal]"])
     internal_tags: list[str] = Field(default_factory=lambda: ["internal"])

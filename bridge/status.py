@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from bridge.config import Config, parse_duration
 from bridge.heartbeat import SchedulerStatus, scheduler_status
-from bridge.models import PortalLink, Quarantine, SyncRun
+from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
 
@@ -36,6 +36,9 @@ class SourceStatus:
     records: dict[str, int]
     quarantined: int
     stale: bool
+    # resources whose last pass did not complete (a resume point is pending) or, after an
+    # interrupted/killed/stopped last run, every resource: the store holds partial data
+    partial: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ class Status:
     @property
     def healthy(self) -> bool:
         # A scheduler that died or stalled is unhealthy at once, before any source goes stale.
-        return not any(s.stale for s in self.sources) and not (self.scheduler is not None and self.scheduler.failed)
+        return not any(s.stale or s.partial for s in self.sources) and not (
+            self.scheduler is not None and self.scheduler.failed)
 
     def as_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -80,11 +84,16 @@ class Status:
         }
 
 
+# A last run that ended so has left part of the data unsynced until the next run completes.
+INCOMPLETE = frozenset({"interrupted", "killed", "stopped"})
+
+
 def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
     stale_after = parse_duration(config.stale_after)
     upcoming = next_runs(store)
     runs = SyncRun.__table__  # type: ignore[attr-defined]
     q = Quarantine.__table__  # type: ignore[attr-defined]
+    cursors = SyncCursor.__table__  # type: ignore[attr-defined]
     sources = []
     with store.engine.connect() as conn:
         for src in config.sources:
@@ -102,6 +111,12 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             if err is not None and last_ok is not None and err[1] is not None and err[1] <= last_ok:
                 err = None
             quarantined = conn.execute(sa.select(sa.func.count()).select_from(q).where(q.c.source == src.name)).scalar_one()
+            partial = tuple(r[0] for r in conn.execute(
+                sa.select(cursors.c.resource).where(cursors.c.source == src.name, cursors.c.resume.is_not(None))
+                .order_by(cursors.c.resource)
+            ))
+            if not partial and last is not None and last[1] in INCOMPLETE:
+                partial = ("every resource not yet completed",)
             sources.append(SourceStatus(
                 name=src.name, kind=src.kind, last_success_at=last_ok,
                 last_run_at=last[0] if last else None, last_status=last[1] if last else None,
@@ -110,6 +125,7 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
                 records={k: v for k, v in store.counts(src.name).items() if v},
                 quarantined=int(quarantined),
                 stale=last_ok is None or now - last_ok > stale_after,
+                partial=partial,
             ))
         links = PortalLink.__table__  # type: ignore[attr-defined]
         rows = {r.client_key: r for r in conn.execute(sa.select(links))}
@@ -161,6 +177,9 @@ def status_lines(status: Status) -> list[str]:
         out.append(f"  {s.name} ({s.kind}): {flag}; last success {_ago(s.last_success_at, now)}; "
                    f"next run {_ago(s.next_run_at, now) if s.next_run_at else 'not scheduled'}")
         out.append(f"    records: {_records(s.records)}; quarantined: {s.quarantined}")
+        if s.partial:
+            out.append(f"    PARTIAL: the last run ({s.last_status}) did not complete: {', '.join(s.partial)}; "
+                       "the store holds part of the data until a run completes (`bridge sync` resumes it)")
         if s.last_error:
             out.append(f"    last error ({_ago(s.last_error_at, now)}): {s.last_error}")
     if status.scheduler is not None:
@@ -176,12 +195,18 @@ def status_lines(status: Status) -> list[str]:
         link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
             f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
         out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
-    if status.scheduler is not None and status.scheduler.failed:
-        out.append("UNHEALTHY: scheduler not running: the last leader stopped without being asked to. "
-                   "Check its log and restart `bridge run`.")
-    elif not status.healthy:
+    if not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
-        out.append(f"UNHEALTHY: no successful sync within {config_span(status.stale_after)} for: {stale}. "
+        partial = ", ".join(s.name for s in status.sources if s.partial)
+        why = []
+        if status.scheduler is not None and status.scheduler.failed:
+            why.append("scheduler not running: the last leader stopped without being asked to "
+                       "(its log says why; restart `bridge run`)")
+        if stale:
+            why.append(f"no successful sync within {config_span(status.stale_after)} for: {stale}")
+        if partial:
+            why.append(f"partial data (a sync did not complete) for: {partial}")
+        out.append(f"UNHEALTHY: {'; '.join(why)}. "
                    "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
     return out
 
@@ -204,7 +229,8 @@ def print_rich(status: Status, console: Any) -> None:
         t.add_column(col, overflow="fold")
     for s in status.sources:
         t.add_row(
-            f"{s.name} ({s.kind})", "[red]STALE[/red]" if s.stale else "[green]ok[/green]",
+            f"{s.name} ({s.kind})",
+            "[red]STALE[/red]" if s.stale else ("[red]PARTIAL[/red]" if s.partial else "[green]ok[/green]"),
             _ago(s.last_success_at, now), _ago(s.next_run_at, now) if s.next_run_at else "-",
             _records(s.records), str(s.quarantined), s.last_error or "",
         )

@@ -9,9 +9,11 @@ nothing and duplicates nothing (DESIGN.md invariant 3).
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import operator
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,7 +75,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _prepare_sqlite_file(Path(path).expanduser())
         engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -90,6 +92,38 @@ def make_engine(url: str) -> Engine:
         return sa.create_engine(url, pool_pre_ping=True)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
         raise StoreError(f"store url {url.split('@')[-1]!r} is not usable: {exc}") from None
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Make the database file's folder, and the file itself readable by its owner only.
+
+    The store holds passphrases, a rotating refresh token and live links. SQLite gives
+    its -wal and -shm files the database file's own mode, so creating it 0600 covers them.
+    """
+    where = f"the store {path}"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise StoreError(
+            f"{where}: a part of the folder {path.parent} is a file, not a folder; "
+            "point [store] url at a path inside a folder"
+        ) from None
+    except PermissionError:
+        raise StoreError(f"{where}: cannot create the folder {path.parent} (permission denied); create it or choose another [store] url") from None
+    if path.is_dir():
+        raise StoreError(f"{where} is a folder; [store] url must name a database file, e.g. sqlite:///{path / 'clearhours.db'}")
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass  # another process created it first
+        except PermissionError:
+            raise StoreError(f"{where}: cannot create the file (permission denied on {path.parent}); choose another [store] url") from None
+    elif not os.access(path, os.R_OK | os.W_OK):
+        raise StoreError(
+            f"{where} is not readable and writable by this user; fix its permissions "
+            f"(chmod 600 {path}, owned by the user running the bridge) or choose another [store] url"
+        )
 
 
 @dataclass
@@ -131,27 +165,74 @@ class Store:
 
     # --- lifecycle ----------------------------------------------------------------
     def migrate(self) -> int:
-        """Create missing tables and run pending migrations; returns the schema version."""
+        """Create missing tables and run pending migrations; returns the schema version.
+
+        Several processes may start at once on an empty store (`bridge run` beside a cron
+        `bridge sync`, replicas): creating tables is check-then-create, so it runs under a
+        lock and the others wait, then find the tables made.
+        """
         try:
-            SQLModel.metadata.create_all(self.engine)
+            with self._migration_lock() as conn:
+                SQLModel.metadata.create_all(conn)
+                return self._migrate_version(conn)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(
+                f"cannot open the store at {self!r}: {_first_line(exc.orig)}; check [store] url, that the "
+                "database server is running and that this user may create tables there"
+            ) from None
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[Connection]:
+        """One transaction holding the store's creation lock.
+
+        PostgreSQL: a transaction-level advisory lock keyed by the schema, released at
+        commit or when the connection dies (a killed process never leaves it held).
+        SQLite: `flock` on `<db file>.migrate.lock`, which the kernel releases with the process.
+        """
+        if self.dialect == "postgresql":
             with self.engine.begin() as conn:
-                row = conn.execute(sa.select(SchemaVersion.__table__.c.version)).first()
-                current = row[0] if row else None
-                if current is None:
-                    conn.execute(sa.insert(SchemaVersion.__table__).values(id=1, version=SCHEMA_VERSION, migrated_at=utcnow()))
-                    return SCHEMA_VERSION
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the store is at schema version {current}, newer than this bridge ({SCHEMA_VERSION}); upgrade clearhours"
-                    )
-                for version in range(current + 1, SCHEMA_VERSION + 1):
-                    log.info("store: migrating schema to version %d", version)
-                    MIGRATIONS[version](conn)
-                if current < SCHEMA_VERSION:
-                    conn.execute(sa.update(SchemaVersion.__table__).values(version=SCHEMA_VERSION, migrated_at=utcnow()))
-                return SCHEMA_VERSION
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"cannot open the store at {self!r}: {exc.orig}") from None
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('clearhours.migrate.' || current_schema()))"))
+                yield conn
+            return
+        path = self.sqlite_path()
+        if path is None:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        lock_file = path.with_name(path.name + ".migrate.lock")
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with self.engine.begin() as conn:
+                yield conn
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def sqlite_path(self) -> Path | None:
+        """The database file of a SQLite store (None for PostgreSQL or in-memory)."""
+        if self.dialect != "sqlite":
+            return None
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            return None
+        return Path(database).expanduser()
+
+    def _migrate_version(self, conn: Connection) -> int:
+        row = conn.execute(sa.select(SchemaVersion.__table__.c.version)).first()
+        current = row[0] if row else None
+        if current is None:
+            conn.execute(sa.insert(SchemaVersion.__table__).values(id=1, version=SCHEMA_VERSION, migrated_at=utcnow()))
+            return SCHEMA_VERSION
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store is at schema version {current}, newer than this bridge ({SCHEMA_VERSION}); upgrade clearhours"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            log.info("store: migrating schema to version %d", version)
+            MIGRATIONS[version](conn)
+        if current < SCHEMA_VERSION:
+            conn.execute(sa.update(SchemaVersion.__table__).values(version=SCHEMA_VERSION, migrated_at=utcnow()))
+        return SCHEMA_VERSION
 
     def close(self) -> None:
         self.engine.dispose()
@@ -400,8 +481,22 @@ class Store:
         return row[0] if row else None
 
     # --- runs, quarantine, secrets ---------------------------------------------------
-    def start_run(self, source: str) -> int:
+    def start_run(self, source: str, *, close_stale: bool = True) -> int:
+        """Record a new run of `source`, closing any run of it still marked running.
+
+        Runs of one source are serialized by its sync lock, so a `running` row found here
+        belongs to a process that died (SIGKILL, power loss) before it could say so.
+        """
+        t = SyncRun.__table__
         with self.engine.begin() as conn:
+            if close_stale:  # only under the source's sync lock
+                conn.execute(
+                sa.update(t).where(t.c.source == source, t.c.status == "running").values(
+                    status="killed", finished_at=utcnow(),
+                    error="the process ended before this run finished (killed or crashed); "
+                    "the next run resumed from the last committed page",
+                )
+            )
             res = conn.execute(sa.insert(SyncRun.__table__).values(source=source, started_at=utcnow(), status="running"))
             return int(res.inserted_primary_key[0])
 
@@ -477,6 +572,10 @@ def _rows(records: Sequence[Synced], now: dt.datetime) -> list[dict[str, Any]]:
             seen[d["source_id"]] = len(rows)
             rows.append(d)
     return rows
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from bridge.config import Config, SourceConfig, parse_duration
 from bridge.connector import Connector, Context, Page, Resource
-from bridge.errors import BridgeError, FatalSourceError, LockedError, RecordError, SourceError
+from bridge.errors import BridgeError, FatalSourceError, LockedError, NotPermitted, RecordError, SourceError
 from bridge.models import Synced, utcnow
 from bridge.store import Rejected, Store
 
@@ -46,7 +46,9 @@ class Stopped(BridgeError):
 @dataclass
 class SourceReport:
     source: str
-    status: str = "ok"  # ok | failed | skipped | stopped
+    # running until it ends; then ok (every resource completed) | failed | skipped |
+    # stopped (asked to stop between pages) | interrupted (Ctrl-C or another signal)
+    status: str = "running"
     new: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -58,6 +60,8 @@ class SourceReport:
     error: str | None = None
     changed_clients: set[tuple[str, str]] = field(default_factory=set)
     resources: dict[str, int] = field(default_factory=dict)
+    # resource -> why the token may not read it; those resources were skipped, cursors untouched
+    not_permitted: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -69,6 +73,7 @@ class SourceReport:
             "deleted": self.deleted, "quarantined": self.quarantined, "requests": self.requests,
             "reconcile_requests": self.reconcile_requests, "seconds": round(self.seconds, 3),
             "error": self.error, "changed_clients": sorted(f"{s}:{c}" for s, c in self.changed_clients),
+            "not_permitted": dict(self.not_permitted),
         }
 
 
@@ -135,15 +140,23 @@ def sync_source(
         if full:
             store.reset_cursors(name)
         for res in connector.resources.values():
-            if res.parent:
-                _sync_child(connector, store, res, ctx, report, overlap, progress, stop)
-            else:
-                _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
+            try:
+                if res.parent:
+                    _sync_child(connector, store, res, ctx, report, overlap, progress, stop)
+                else:
+                    _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
+            except NotPermitted as exc:
+                # A valid token without this permission: skip the resource, keep its
+                # cursor where it was, and sync the rest of the source.
+                report.not_permitted[res.name] = str(exc)
+                log.warning("%s", exc)
         if reconcile:
             before = connector.requests
             _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due")
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
+        if report.not_permitted:
+            report.error = " ".join(report.not_permitted.values())  # `bridge status` shows what was skipped
     except Stopped:
         report.status = "stopped"
         report.error = "stopped on request; the next run resumes from the last committed page"
@@ -155,7 +168,15 @@ def sync_source(
         report.status = "failed"
         report.error = f"{name}: {exc}"
         log.error("%s: %s", name, exc)
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or an unexpected error: the run did not complete, and
+        # must never be recorded as ok. Committed pages stay; the next run resumes.
+        report.status = "interrupted"
+        report.error = "interrupted before every resource completed; the data is partial until the next run resumes it"
+        raise
     finally:
+        if report.status == "running":  # a path that set nothing is not a success
+            report.status = "interrupted"
         report.requests = connector.requests
         report.seconds = time.monotonic() - started
         store.finish_run(
@@ -360,8 +381,8 @@ def _reconcile(
     today = ctx.today or now().astimezone(ctx.tz).date()
     overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
     for res in connector.resources.values():
-        if res.parent:
-            continue
+        if res.parent or res.name in report.not_permitted:
+            continue  # a resource we may not read cannot tell us what was deleted
         checked_at = now()
         # Deletion feeds (Productive's activities, FreshBooks' vis_state) first: cheap and
         # exact. Asked from the last check minus the overlap, so nothing falls between.
@@ -421,7 +442,7 @@ def sync_all(
         except BridgeError as exc:
             # the source failed before it could sync (a missing secret, say): recorded as a
             # run, so `bridge status` shows the error and its advice
-            store.finish_run(store.start_run(src.name), status="failed", error=str(exc))
+            store.finish_run(store.start_run(src.name, close_stale=False), status="failed", error=str(exc))
             reports.append(SourceReport(source=src.name, status="failed", error=str(exc)))
         if stop is not None and stop.is_set():
             break

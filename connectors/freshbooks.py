@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -40,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
@@ -116,17 +117,42 @@ def _client(raw: Mapping[str, Any], ctx: Context) -> Client | None:
     })
 
 
-def _project(raw: Mapping[str, Any], ctx: Context) -> Project:
-    # `budget` is time in seconds (FreshBooks SDK model docs; our fixtures agree: 720000 = 200 h).
-    # A fixed-price project's budget is its price instead.
+BUDGET_UNITS = ("auto", "seconds", "hours")
+
+
+def budget_seconds(value: Any, unit: str = "auto") -> int | None:
+    """A project's time `budget` in seconds; None for none (absent, empty or zero).
+
+    FreshBooks' own SDKs disagree on the wire type: two show an integer (`21600`, seconds:
+    durations are seconds everywhere in FreshBooks), one a decimal string (`"50.00"`, which
+    read as seconds would be a 50-second budget; the web app takes budgets in hours). So by
+    default ("auto") a number is seconds and a string is hours; the source's `budget_unit`
+    setting forces one unit for both if an account shows otherwise.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"budget is {value!r}, expected a number", field="budget")
+    if unit not in BUDGET_UNITS:
+        raise ConfigError(f"budget_unit {unit!r} is not one of {', '.join(BUDGET_UNITS)}")
+    if unit == "auto":
+        unit = "hours" if isinstance(value, str) else "seconds"
+    amount = to_decimal(value, "budget")
+    if amount is None:
+        return None
+    if amount < 0:
+        raise RecordError(f"budget is negative ({value!r})", field="budget")
+    seconds = int((amount * 3600 if unit == "hours" else amount).to_integral_value())
+    return seconds or None  # a zero budget is no budget
+
+
+def _project(raw: Mapping[str, Any], ctx: Context, *, budget_unit: str = "auto") -> Project:
+    # A fixed-price project's price is a money budget; a time `budget` beside it is kept
+    # too (both amounts; the kind is hours, what a portal shows first, as for Productive).
     fixed = to_decimal(raw.get("fixed_price"), "fixed_price")
-    budget_s = to_int(raw["budget"], "budget") if raw.get("budget") not in (None, "", 0) else None
-    if raw.get("project_type") == "fixed_price" and fixed is not None:
-        kind, seconds, money = "money", None, fixed
-    elif budget_s is not None:
-        kind, seconds, money = "hours", budget_s, None
-    else:
-        kind, seconds, money = None, None, None
+    money = fixed if raw.get("project_type") == "fixed_price" and fixed else None
+    seconds = budget_seconds(raw.get("budget"), budget_unit)
+    kind = "hours" if seconds is not None else ("money" if money is not None else None)
     internal = bool(raw.get("internal"))
     return validated(Project, {
         "source": ctx.source,
@@ -181,6 +207,31 @@ def _task(raw: Mapping[str, Any], ctx: Context) -> Task | None:
     })
 
 
+def _local_day(raw: Mapping[str, Any], started: dt.datetime, agency_tz: ZoneInfo) -> dt.date:
+    """The day the person worked, on their own calendar.
+
+    Every recorded entry carries `local_started_at` (the person's wall clock, no offset)
+    and `local_timezone` (IANA): its date is the day. Without the wall clock, the UTC start
+    in `local_timezone`; without either, the UTC start in the agency's zone. Taking the
+    agency's zone first would move late or early work a day for an agency east or west of
+    its team.
+    """
+    local = raw.get("local_started_at")
+    if local not in (None, ""):
+        try:
+            # the wall clock as written; a stray "Z" or offset on it does not make it UTC
+            return dt.date.fromisoformat(str(local).strip()[:10])
+        except ValueError:
+            raise RecordError(f"local_started_at is {local!r}, not a date and time", field="local_started_at") from None
+    zone = raw.get("local_timezone")
+    if zone not in (None, ""):
+        try:
+            return started.astimezone(ZoneInfo(str(zone))).date()
+        except (KeyError, ValueError):
+            raise RecordError(f"local_timezone {zone!r} is not a known time zone", field="local_timezone") from None
+    return started.astimezone(agency_tz).date()
+
+
 def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     started = parse_datetime(raw.get("started_at"), "started_at")
     if started is None:
@@ -195,8 +246,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     return validated(TimeEntry, {
         "source": ctx.source,
         "source_id": ref_id(raw.get("id")),
-        # FreshBooks has no booking day: the day the work started, in the agency's zone.
-        "spent_date": started.astimezone(ctx.tz).date(),
+        # FreshBooks has no booking day: the day the work started, on the person's calendar.
+        "spent_date": _local_day(raw, started, ctx.tz),
         "seconds": seconds,
         "client_source_id": ref_id(raw.get("client_id")),
         "project_source_id": ref_id(raw.get("project_id")),
@@ -619,6 +670,11 @@ class FreshBooksConnector:
             transport=transport, retry=retry, sleep=sleep, clock=clock,
             auth_advice=f"re-authorize the FreshBooks app and set a new refresh token in {self.tokens.env_name}",
         )
+        # Per instance: the project normalizer gets this source's budget unit bound in.
+        self.resources = {
+            **RESOURCES,
+            "projects": replace(RESOURCES["projects"], normalize=functools.partial(_project, budget_unit=source.budget_unit)),
+        }
         self._tenant: Tenant | None = None
         if source.account_id and source.business_id:
             self._tenant = Tenant(str(source.account_id), str(source.business_id))

@@ -191,8 +191,11 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
 
 
 def download_name(view: PortalView, what: str, ext: str) -> str:
-    """The name a person saves, like "Acme Robotics - timesheet - 2025-03-20.csv"."""
-    day = (view.as_of or view.generated_at).date().isoformat()
+    """The name a person saves, like "Acme Robotics - timesheet - 2025-03-20 1200.csv".
+
+    It carries the data-as-of time (agency zone, no colon: Windows forbids it in names), so
+    the files themselves hold only data."""
+    day = f"{(view.as_of or view.generated_at):%Y-%m-%d %H%M}"
     client = re.sub(r'[\x00-\x1f\x7f/\\:*?"<>|\u202a-\u202e\u2066-\u2069]+', " ", view.client_name).strip() or "Portal"
     return f"{client[:80]} - {what} - {day}.{ext}"
 

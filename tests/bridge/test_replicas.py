@@ -142,12 +142,9 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
 ) -> None:
     sb = sandbox
     cfg = _config(tmp_path / "bridge.toml", sb, empty_store_url, tmp_path / "site")
-    # all three start together: none may crash
-    store = Store(empty_store_url)
-    # Concurrent creation of an empty store needs the store's migration lock (issue 16
-    # item 3, built with the sync work); until it is on main the store is created first.
-    store.migrate()
+    # all three start together on a store nobody has created: none may crash
     procs = [_bridge(cfg, sb, "run") for _ in range(3)]
+    store = Store(empty_store_url)
     try:
         _wait_for(lambda: sum(1 for s, _, st in _runs(store) if s == "h1" and st == "ok") >= 3, 90,
                   "three syncs of h1")
