@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 2: scheduler_processes and scheduled_jobs (issue 16)
+SCHEMA_VERSION = 3  # 2: description_reviews; 3: scheduler_processes and scheduled_jobs (issue 16)
 
 
 class UTCDateTime(TypeDecorator):
@@ -399,6 +399,26 @@ class ScheduledJob(SQLModel, table=True):
     next_run_at: Optional[dt.datetime] = _utc()
     written_by: Optional[str] = Field(default=None, max_length=120)
     updated_at: Optional[dt.datetime] = _utc()
+
+
+class DescriptionReview(SQLModel, table=True):
+    """A description the last publish of a client redacted or withheld (`bridge review`).
+
+    Replaced at every publish of the client. It says where (entry, date, project, person
+    as displayed) and why ("another client's name (harvest:2)"), never the removed text.
+    """
+
+    __tablename__ = "description_reviews"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_key: str = Field(index=True, max_length=100)
+    published_at: dt.datetime = _utc()
+    source: str = Field(max_length=100)
+    entry_source_id: str = Field(max_length=100)
+    spent_date: dt.date
+    project: str
+    person: str
+    action: str = Field(max_length=20)  # redacted | withheld
+    reasons: str  # "; "-joined
 
 
 class SchemaVersion(SQLModel, table=True):

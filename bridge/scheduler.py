@@ -83,6 +83,7 @@ class Jobs:
     # Replaces publish + reinvite for the link refresh when both run elsewhere
     # (`bridge beat` queues one task per client that publishes, then re-invites).
     refresh: Callable[[set[str]], Any] | None = None
+    digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
     # want the same client.
@@ -191,13 +192,19 @@ def refresh_links_job(config_path: str) -> None:
         log.info("links: refreshing %s", ", ".join(sorted(due)))
         if ctx.jobs.refresh is not None:
             ctx.jobs.refresh(due)
-            return
-        _publish(ctx.jobs, due)
+        else:
+            _publish(ctx.jobs, due)
         if ctx.jobs.reinvite is not None and not ctx.jobs.stop.is_set():
             try:
                 ctx.jobs.reinvite(due)
             except BridgeError as exc:
                 log.error("reinvite: %s", exc)
+    if ctx.jobs.digest is not None and not ctx.jobs.stop.is_set():
+        # the links job runs all day; the digest sends each client's week once (audit trail)
+        try:
+            ctx.jobs.digest()
+        except BridgeError as exc:
+            log.error("digest: %s", exc)
 
 
 def publish_all_job(config_path: str) -> None:

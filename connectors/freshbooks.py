@@ -191,6 +191,8 @@ def _person(raw: Mapping[str, Any], ctx: Context) -> Person:
         "role": text(raw.get("job_title")),
         "is_active": bool(raw.get("active", True)),
         "is_contractor": "contractor" in role_name,
+        # joined by the connector from team_member_rates (team members carry no rate themselves)
+        "default_hourly_rate": to_decimal(raw.get("rate"), "rate"),
         "updated_at": parse_datetime(raw.get("updated_at"), "updated_at"),
     })
 
@@ -204,6 +206,8 @@ def _task(raw: Mapping[str, Any], ctx: Context) -> Task | None:
         "name": text(raw.get("name")),
         "is_billable_default": bool(raw.get("billable", True)),
         "is_active": raw.get("vis_state", 0) == 0,
+        # joined by the connector from service_rates: a service-rate project bills at it
+        "default_hourly_rate": to_decimal(raw.get("rate"), "rate"),
     })
 
 
@@ -340,6 +344,16 @@ RESOURCES: Mapping[str, Resource] = {
         "payments", "accounting/account/{account_id}/payments/payments", "response.result.payments", _payment, Payment,
         reconcile=None,
     ),
+}
+
+# Rates live apart from what they price: services and team members list none themselves.
+# `service_rates` is one list for every service (the per-service `service/{id}/rate` would
+# cost a request each). `team_member_rates` is the path FreshBooks' web app and third-party
+# clients use; it is not in the public reference (UNCONFIRMED), so a 404 or 403 there only
+# means team-member rates are unknown, and the portal says so.
+RATE_PATHS = {
+    "tasks": ("comments/business/{business_id}/service_rates", "service_rates", "service_id"),
+    "people": ("timetracking/business/{business_id}/team_member_rates", "team_member_rates", "identity_id"),
 }
 
 FAMILY = {
@@ -717,8 +731,45 @@ class FreshBooksConnector:
     ) -> Iterator[Page]:
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since)}
+        rates: dict[str, Any] | None = None
         for body, token in _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource):
-            yield Page(_items(body, res, self.name), token)
+            items = _items(body, res, self.name)
+            if resource in RATE_PATHS:
+                if rates is None:  # once per run, after the list itself answered
+                    rates = self._rates(resource)
+                key = ID_OF.get(resource, lambda raw: ref_id(raw.get("id")))
+                items = [{**raw, "rate": rates.get(key(raw) or "")} for raw in items]
+            yield Page(items, token)
+
+    def _rates(self, resource: str) -> dict[str, Any]:
+        """id -> rate string, from the list FreshBooks keeps beside `resource`; {} if refused."""
+        template, items_key, id_key = RATE_PATHS[resource]
+        t = self.tenant()
+        path = template.format(account_id=t.account_id, business_id=t.business_id)
+        out: dict[str, Any] = {}
+        page = 1
+        try:
+            while True:
+                body = self.http.get_json(path, {"page": page, "per_page": PAGE_SIZE}, resource=f"{resource} rates")
+                rows = dig(body, items_key) or []
+                if not isinstance(rows, list):
+                    raise FatalSourceError(
+                        f"{self.name}: {items_key} page has no list; the API shape changed", source=self.name, resource=resource,
+                    )
+                for row in rows:
+                    if isinstance(row, Mapping) and row.get(id_key) is not None and row.get("rate") not in (None, ""):
+                        out[str(row[id_key])] = row["rate"]
+                pages = dig(body, "meta.pages")
+                if not isinstance(pages, int) or page >= pages or not rows:
+                    return out
+                page += 1
+        except (AuthError, FatalSourceError) as exc:
+            if resource != "people" and not isinstance(exc, AuthError):
+                raise
+            # a token without rate permission, or no team-member rates endpoint: rates unknown
+            log.warning("%s: %s rates not available (%s); their time is valued only where another rate applies",
+                        self.name, resource, str(exc)[:200])
+            return {}
 
     def ids(self, resource: str, window_start: dt.date | None) -> Iterator[str]:
         res = RESOURCES[resource]

@@ -10,6 +10,7 @@ import click
 
 from bridge.cli import wiring
 from bridge.cli.base import Env, cli, handle_errors
+from bridge.cli.portals import held_back_text
 from bridge.cli.sources import sync
 from bridge.errors import BridgeError
 
@@ -160,5 +161,12 @@ def _demo_publish(env: Env, out: Path) -> None:
     for o in report.outcomes:
         if o.ok:
             click.echo(f"  {env.config.client(o.client_key).name}: {o.url}")
+            note = held_back_text(o)
+            if note:
+                click.echo(f"    {note}")
         else:
             click.echo(f"  {o.client_key}: FAILED - {o.error}", err=True)
+    if report.failed:
+        names = ", ".join(o.client_key for o in report.failed)
+        raise BridgeError(f"{len(report.failed)} of {len(report.outcomes)} demo portals failed to publish ({names}); "
+                          "see the errors above")

@@ -22,6 +22,18 @@ def expiry_text(expires_at: Any, now: Any) -> str:
         f"expires {expires_at:%Y-%m-%d %H:%M} UTC (in {rest // 3600}h {rest % 3600 // 60}m)"
 
 
+def held_back_text(outcome: Any) -> str:
+    """'3 descriptions withheld: run `bridge review acme`' (and how many were redacted)."""
+    parts = []
+    if outcome.withheld:
+        parts.append(f"{outcome.withheld} description{'s' if outcome.withheld != 1 else ''} withheld")
+    if outcome.redacted:
+        parts.append(f"{outcome.redacted} redacted")
+    if not parts:
+        return ""
+    return f"{', '.join(parts)}: run `bridge review {outcome.client_key}`"
+
+
 def _print_publish(env: Env, report: Any) -> None:
     from bridge.models import utcnow
 
@@ -31,6 +43,9 @@ def _print_publish(env: Env, report: Any) -> None:
             click.echo(f"{o.client_key}: {o.url}")
             click.echo(f"  {expiry_text(o.expires_at, now)}; {o.uploaded} uploaded, {o.deleted} deleted, "
                        f"{o.unchanged} unchanged")
+            note = held_back_text(o)
+            if note:
+                click.echo(f"  {note}")
         else:
             click.echo(f"{o.client_key}: FAILED - {o.error}", err=True)
 

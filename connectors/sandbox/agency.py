@@ -450,18 +450,18 @@ D = Decimal
 NOTES = (
     "Homepage hero – second iteration",
     "Checkout flow: fixing cart rounding",
-    "Weekly status call with client",
-    "Code review and merge of feature branch",
+    "Weekly status call with client (dial-in +49 30 9018 2044)",
+    "Paired with {colleague} on code review; merged the feature branch",
     "Überarbeitung der Startseite – Entwurf ✓",
     "Réunion de lancement avec l'équipe",
     "Wireframes for product detail page",
-    "API integration, webhook retries",
+    "Reused the cart component we built for {other_client}",
     "Sprint planning",
     "Bugfix: login redirect loop",
     "Moodboards & typography exploration",
     "Content migration (batch 3/5)",
-    "Accessibility audit – colour contrast",
-    "Deploy to staging, smoke tests",
+    "Accessibility audit – colour contrast [internal] {colleague_last}'s fix from last sprint broke it",
+    "Deploy to staging, smoke tests (asked {colleague_email}, log at https://ci.nordwind.example/build/812)",
     "Copy edits for the pricing page",
     "数据迁移脚本 – review",
     "[internal] estimate was too low, discuss with PM",
@@ -469,6 +469,10 @@ NOTES = (
     "",
     None,
 )
+# Notes are written for colleagues, not clients: some name another client, a colleague
+# (in full, by last name, by e-mail), a phone line or a link, or carry an inline internal
+# aside. They are filled in per entry (no random draws, so the data set stays the same)
+# from the entry's own agency, so a portal that publishes them unredacted leaks.
 PAYMENT_METHODS = ("bank_transfer", "credit_card", "check")
 
 
@@ -662,13 +666,29 @@ def _generate_entries(agency: Agency, rng: random.Random, count: int, window_sta
         edited = rng.random() < 0.15
         updated = min(created + rng.randrange(1, 20 * 86400), cap) if edited else created
         entry_id = base_id + n + 1
+        minutes = minute_steps[rng.randrange(len(minute_steps))]
+        note = NOTES[rng.randrange(len(NOTES))]
+        if note and "{" in note:
+            note = _fill_note(note, agency, project, person)
         out[entry_id] = Entry(
-            entry_id, day, person.id, project.id, task.id, minute_steps[rng.randrange(len(minute_steps))] * 60,
-            billable, NOTES[rng.randrange(len(NOTES))], rate if billable else None, person.cost_rate,
+            entry_id, day, person.id, project.id, task.id, minutes * 60,
+            billable, note, rate if billable else None, person.cost_rate,
             False, None, day < lock_before, None, created, updated,
         )
     agency._next_entry_id = base_id + count
     _add_running_timer(agency, cap)
+
+
+def _fill_note(note: str, agency: Agency, project: Project, person: Person) -> str:
+    """A note template filled with another client's name and a colleague of `person`."""
+    clients = sorted(agency.clients)
+    other = agency.clients[clients[(clients.index(project.client_id) + 1) % len(clients)]] if project.client_id in agency.clients else None
+    people = sorted(agency.people)
+    colleague = agency.people[people[(people.index(person.id) + 1) % len(people)]]
+    return note.format(
+        other_client=other.name if other else "another client", colleague=colleague.name,
+        colleague_last=colleague.last_name, colleague_email=colleague.email,
+    )
 
 
 def _add_running_timer(agency: Agency, cap: int) -> None:

@@ -10,8 +10,9 @@ endpoint family's error body (tests/fixtures/freshbooks/errors.json).
 
 Paths: identity `/auth/api/v1/users/me`, team `/auth/api/v1/businesses/{business_id}/team_members`,
 accounting `/accounting/account/{account_id}/{users/clients,invoices/invoices,payments/payments}`,
-`/projects/business/{business_id}/projects`, `/comments/business/{business_id}/services`,
-`/timetracking/business/{business_id}/time_entries`. Paging is `page`/`per_page` (silently
+`/projects/business/{business_id}/projects`, `/comments/business/{business_id}/services`
+(rates: `…/service_rates`, `…/service/{id}/rate`), `/timetracking/business/{business_id}/time_entries`
+and `…/team_member_rates`. Paging is `page`/`per_page` (silently
 capped at 100; page 0 is page 1; past the end is an empty list); accounting bodies carry
 `page, pages, per_page, total` in `response.result`, projects/services/time in `meta`, team
 members only `meta.total`. Incremental: `updated_since` (UTC, inclusive) on projects and time
@@ -389,6 +390,49 @@ def services(request: Request, agency: Agency, state: FreshBooksState, business_
     return meta_page(request, "services", items, lambda t: service(t, state))
 
 
+def service_rate(t: Task, state: FreshBooksState) -> dict[str, Any]:
+    return {"business_id": state.business_id, "service_id": t.id, "rate": amount(t.hourly_rate)}
+
+
+@ROUTES.get(r"/comments/business/(?P<business_id>\d+)/service_rates")
+@_guard
+def service_rates(request: Request, agency: Agency, state: FreshBooksState, business_id: str) -> Response:
+    """Every service that has a rate (a service without one is simply not listed)."""
+    _check_business(state, business_id)
+    items = [t for t in sorted(agency.tasks.values(), key=lambda t: t.id) if t.hourly_rate is not None]
+    return meta_page(request, "service_rates", items, lambda t: service_rate(t, state))
+
+
+@ROUTES.get(r"/comments/business/(?P<business_id>\d+)/service/(?P<service_id>\d+)/rate")
+@_guard
+def one_service_rate(request: Request, agency: Agency, state: FreshBooksState, business_id: str, service_id: str) -> Response:
+    _check_business(state, business_id)
+    t = agency.tasks.get(int(service_id))
+    if t is None or t.hourly_rate is None:
+        raise LookupError
+    return json_response({"service_rate": service_rate(t, state)})
+
+
+@ROUTES.get(r"/timetracking/business/(?P<business_id>\d+)/team_member_rates")
+@_guard
+def team_member_rates(request: Request, agency: Agency, state: FreshBooksState, business_id: str) -> Response:
+    _check_business(state, business_id)
+    items = sorted(agency.people.values(), key=lambda p: p.id)
+    return meta_page(request, "team_member_rates", items, lambda p: {
+        "business_id": state.business_id, "identity_id": p.id, "rate": amount(p.hourly_rate)})
+
+
+def billing_method(p: Project, agency: Agency) -> str:
+    """Where FreshBooks finds the rate of this project's time, matching the agency's own rule
+    (project rate, else the task's, else the person's)."""
+    if p.hourly_rate:
+        return "project_rate"
+    billable = [agency.tasks[t] for t in p.task_ids if agency.tasks[t].billable_by_default]
+    if billable and all(t.hourly_rate is not None for t in billable):
+        return "service_rate"
+    return "team_member_rate"
+
+
 def _logged(agency: Agency, state: FreshBooksState) -> dict[int, int]:
     def build() -> dict[int, int]:
         out: dict[int, int] = {}
@@ -408,7 +452,7 @@ def project(p: Project, agency: Agency, state: FreshBooksState, *, group: bool, 
         "id": p.id, "title": p.name, "description": p.notes, "due_date": p.ends_on.isoformat() if p.ends_on else None,
         "client_id": p.client_id, "internal": not p.is_billable, "budget": budget,
         "fixed_price": amount(p.fee) if fixed else None, "rate": amount(p.hourly_rate),
-        "billing_method": "project_rate" if p.hourly_rate or fixed else "service_rate",
+        "billing_method": billing_method(p, agency),
         "project_type": "fixed_price" if fixed else "hourly_rate", "project_manager_id": p.manager_id,
         "active": p.is_active, "complete": not p.is_active, "sample": False,
         "created_at": utc_naive(p.created_at), "updated_at": utc_naive(p.updated_at),

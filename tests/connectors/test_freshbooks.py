@@ -444,6 +444,8 @@ def test_401_refreshes_persists_then_retries(env: None, store: Store) -> None:
     with respx.mock(assert_all_called=True) as mock:
         mock.post(TOKEN_URL).mock(side_effect=TokenServer(events))
         mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         pages = list(make(Recorder(store, events)).pages("tasks", None))
     assert len(pages[0].items) == 4
     assert events == [
@@ -484,6 +486,8 @@ def test_expired_access_token_is_refreshed_before_the_next_request(env: None, st
     with respx.mock(assert_all_called=True) as mock:
         mock.post(TOKEN_URL).mock(side_effect=TokenServer(events, expires_in=3600))
         mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         conn = make(Recorder(store, events), clock)
         list(conn.pages("tasks", None))
         clock.now += 1800
@@ -592,6 +596,8 @@ def test_transient_api_failures_are_retried(env: None, store: Store, failure: An
         mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
         route = mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=[
             failure, httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json"))])
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         pages = list(make(store, clock).pages("tasks", None))
     assert len(pages[0].items) == 4 and route.call_count == 2
     if isinstance(failure, httpx.Response) and failure.status_code == 429:
@@ -613,3 +619,54 @@ def test_missing_app_credentials_fail_before_any_request(env: None, monkeypatch:
     with respx.mock(assert_all_called=False) as mock, pytest.raises(ConfigError, match="FB_CLIENT_SECRET"):
         make(None)
     assert not mock.calls
+
+
+# --- valuation data: service and team-member rates are joined onto their lists -----------
+
+
+def test_services_carry_their_rate_from_service_rates(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json")))
+        rates = mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
+        pages = list(make(store).pages("tasks", None))
+    assert rates.call_count == 1
+    tasks = {t.source_id: t for t in (RESOURCES["tasks"].normalize(raw, CTX) for raw in pages[0].items)}
+    # the recorded rates: Design 140, Development 150, Project Management 125; the
+    # non-billable Internal Meeting has none
+    assert tasks["45001"].default_hourly_rate == Decimal("140.00")
+    assert tasks["45002"].default_hourly_rate == Decimal("150.00")
+    assert tasks["45003"].default_hourly_rate == Decimal("125.00")
+    assert tasks["45004"].default_hourly_rate is None
+
+
+def test_team_members_carry_their_rate(env: None, store: Store) -> None:
+    people = rows("users_page1.json", "response")
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/businesses/{BUSINESS}/team_members").mock(
+            return_value=httpx.Response(200, json={"response": people, "meta": {"page": 1, "per_page": 100, "total": 5}}))
+        mock.get(f"{BASE}/timetracking/business/{BUSINESS}/team_member_rates").mock(
+            return_value=httpx.Response(200, json={"team_member_rates": [
+                {"business_id": 7702134, "identity_id": 880102, "rate": "120.00"},
+                {"business_id": 7702134, "identity_id": 880103, "rate": "95.50"},
+            ], "meta": {"page": 1, "per_page": 100, "total": 2, "pages": 1}}))
+        pages = list(make(store).pages("people", None))
+    got = {p.source_id: p.default_hourly_rate for p in (RESOURCES["people"].normalize(raw, CTX) for raw in pages[0].items)}
+    assert got["880102"] == Decimal("120.00") and got["880103"] == Decimal("95.50")
+    assert got["880101"] is None  # no rate listed for Alice
+
+
+def test_team_member_rates_refused_leaves_rates_unknown_not_the_sync_failed(env: None, store: Store) -> None:
+    people = rows("users_page1.json", "response")
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/businesses/{BUSINESS}/team_members").mock(
+            return_value=httpx.Response(200, json={"response": people, "meta": {"page": 1, "per_page": 100, "total": 5}}))
+        mock.get(f"{BASE}/timetracking/business/{BUSINESS}/team_member_rates").mock(
+            return_value=httpx.Response(404, json={"error": "Requested resource could not be found."}))
+        pages = list(make(store).pages("people", None))
+    assert len(pages[0].items) == 5
+    assert all(RESOURCES["people"].normalize(raw, CTX).default_hourly_rate is None for raw in pages[0].items)
