@@ -83,6 +83,7 @@ class Jobs:
     # Replaces publish + reinvite for the link refresh when both run elsewhere
     # (`bridge beat` queues one task per client that publishes, then re-invites).
     refresh: Callable[[set[str]], Any] | None = None
+    verify: Callable[[set[str]], Any] | None = None  # compare those clients' figures with the trackers' (nightly)
     digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
@@ -178,8 +179,18 @@ def sync_job(config_path: str, source: str, full: bool = False) -> None:
 
 
 def reconcile_job(config_path: str, source: str) -> None:
-    """The nightly full pass: every id is checked, so deletions older than the window are found."""
+    """The nightly full pass: every id is checked, so deletions older than the window are found.
+    Then the clients of this source are checked against the tracker's own reports (`bridge verify`)."""
     sync_job(config_path, source, True)
+    ctx = _context(config_path)
+    if ctx.jobs.verify is None or ctx.jobs.stop.is_set():
+        return
+    keys = {c.key for c in ctx.config.clients if source in c.sources}
+    if keys:
+        try:
+            ctx.jobs.verify(keys)
+        except BridgeError as exc:
+            log.error("verify %s: %s", ", ".join(sorted(keys)), exc)
 
 
 def refresh_links_job(config_path: str) -> None:

@@ -21,6 +21,7 @@ from bridge.heartbeat import SchedulerStatus, scheduler_status
 from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
+from bridge.verify import Drift, last_verification
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class Status:
     sources: tuple[SourceStatus, ...]
     portals: tuple[PortalStatus, ...]
     scheduler: SchedulerStatus | None = None
+    # the last `bridge verify` of each client that has one: figures that drifted from the tracker's
+    verified: tuple[Drift, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -81,6 +84,7 @@ class Status:
             "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
             "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
             "scheduler": self.scheduler.as_dict() if self.scheduler is not None else None,
+            "verified": [{k: enc(v) for k, v in asdict(d).items()} for d in self.verified],
         }
 
 
@@ -139,6 +143,7 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
         ))
     return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
+                  verified=tuple(last_verification(store, [c.key for c in config.clients])),
                   scheduler=scheduler_status(store, now))
 
 
@@ -195,6 +200,7 @@ def status_lines(status: Status) -> list[str]:
         link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
             f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
         out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+    out += verified_lines(status)
     if not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
         partial = ", ".join(s.name for s in status.sources if s.partial)
@@ -208,6 +214,20 @@ def status_lines(status: Status) -> list[str]:
             why.append(f"partial data (a sync did not complete) for: {partial}")
         out.append(f"UNHEALTHY: {'; '.join(why)}. "
                    "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
+    return out
+
+
+def verified_lines(status: Status) -> list[str]:
+    """The last `bridge verify` per client: drift from the trackers' own figures."""
+    if not status.verified:
+        return []
+    out = ["Checked against the trackers (`bridge verify`):"]
+    for d in status.verified:
+        state = "no drift" if not d.drift and not d.errors else (
+            f"DRIFT: {d.drift} figure(s) differ" + (f", {d.errors} source(s) unreadable" if d.errors else ""))
+        out.append(f"  {d.client}: {state} ({d.checked} checked {_ago(d.at, status.generated_at)})")
+        if d.first:
+            out.append(f"    {d.first}")
     return out
 
 
@@ -247,6 +267,8 @@ def print_rich(status: Status, console: Any) -> None:
         console.print("Scheduler:")
         for line in status.scheduler.lines(lambda at: _ago(at, now)):
             console.print(line, markup=False)
+    for line in verified_lines(status):
+        console.print(line, markup=False, highlight=False)
     if not status.healthy:
         console.print(f"[red]{status_lines(status)[-1]}[/red]")
 

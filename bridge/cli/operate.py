@@ -61,11 +61,19 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
 
         send_again(env.store, env.config, keys, compose=mail.invitation, send=lambda m: mail.send_message(env.config.smtp, m))
 
+    def verify(keys: set[str]) -> None:
+        from bridge.cli.verify import run_verify
+        from bridge.verify import report_lines
+
+        for line in report_lines(run_verify(env, tuple(sorted(keys)))):
+            (log.warning if line.lstrip().startswith(("DIFF", "ERROR")) else log.info)("verify: %s", line)
+
     def digest() -> None:
         send_digests_now(env)
 
     return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts,
-                reinvite=reinvite if publish else None, digest=digest if publish else None)
+                reinvite=reinvite if publish else None, digest=digest if publish else None,
+                verify=verify)
 
 
 def send_digests_now(env: Env, clients: list[str] | None = None, *, dry_run: bool = False,
