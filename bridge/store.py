@@ -28,7 +28,10 @@ from sqlmodel import Session, SQLModel, select
 from bridge.errors import StoreError
 from bridge.models import (
     SCHEMA_VERSION,
+    DescriptionReview,
     SYNCED_MODELS,
+    ScheduledJob,
+    SchedulerProcess,
     Quarantine,
     SchemaVersion,
     SourceSecret,
@@ -46,7 +49,21 @@ log = logging.getLogger(__name__)
 # (create_all). A later change appends a function here, e.g. ALTER TABLE ... ADD COLUMN;
 # `migrate()` runs the missing ones in order inside one transaction and records the
 # version, so an upgrade never needs a fresh store.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _add_description_reviews(conn: Connection) -> None:
+    # create_all has usually made it already; checkfirst keeps the step idempotent
+    DescriptionReview.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_description_reviews}
+
+
+def _add_scheduler_tables(conn: Connection) -> None:
+    # The process heartbeats and the leader's persisted schedule (issue 16).
+    for model in (SchedulerProcess, ScheduledJob):
+        model.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS[3] = _add_scheduler_tables
 
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 
