@@ -116,6 +116,7 @@ class SourceConfig(_Model):
     refresh_token_env: str | None = Field(None, description="Env var holding the first refresh token.")
     token_url: str | None = Field(None, description="OAuth token endpoint, if not the provider's default.")
     redirect_uri: str | None = Field(None, description="FreshBooks: the app's redirect URI, sent with token refreshes.")
+    authorize_url: str | None = Field(None, description="FreshBooks: the OAuth authorize page, if not auth.freshbooks.com (`bridge auth`).")
     user_agent: str = Field("clearhours-bridge (https://github.com/clearhours/clearhours)", description="Harvest requires one naming the app and a contact.")
     every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
     cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
@@ -477,4 +478,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, str(p))
     cfg.path = p
+    from bridge.paths import resolve_paths
+
+    resolve_paths(cfg, p.parent)  # relative paths mean "next to the config file" (bridge/paths.py)
     return cfg

@@ -421,6 +421,20 @@ class SecretStore(Protocol):
 
 REFRESH_TOKEN = "refresh_token"
 SEED_HASH = "refresh_token_seed_sha256"
+# The access token and its expiry (epoch seconds) are kept too, so that each `bridge run`
+# cycle (a new connector every 5 minutes) reuses it instead of spending the single-use
+# refresh token ~288 times a day: a refresh happens only when the access token is near expiry.
+ACCESS_TOKEN = "access_token"
+ACCESS_EXPIRES = "access_token_expires_at"
+REFRESHED_AT = "refreshed_at"
+
+
+def reauthorize_advice(source: SourceConfig) -> str:
+    """The one command that recovers a FreshBooks source whose refresh token is spent or revoked."""
+    advice = f"re-authorize with `bridge auth {source.name}`"
+    if source.refresh_token_env:
+        advice += f" (or put a new refresh token in {source.refresh_token_env})"
+    return advice
 
 
 def _sha256(value: str) -> str:
@@ -480,8 +494,10 @@ class TokenManager:
         return [s for s in self._known if s]
 
     def access_token(self) -> str:
-        """A valid access token, refreshing first when there is none or it is about to expire."""
+        """A valid access token: in memory, else the stored one if not near expiry, else refreshed."""
         with self._lock:
+            if self._access is None:
+                self._load_stored_access()
             if self._access is None or self.clock() >= self._expires_at:
                 self._refresh()
             assert self._access is not None
@@ -491,8 +507,19 @@ class TokenManager:
         """HTTP 401 mid-run: the token expired early or was revoked; refresh and retry once."""
         with self._lock:
             self._access = None
+            if self.store is not None:
+                self.store.put_secret(self.source.name, ACCESS_TOKEN, "")
             self._refresh()
         return True
+
+    def _load_stored_access(self) -> None:
+        if self.store is None:
+            return
+        access = self.store.get_secret(self.source.name, ACCESS_TOKEN)
+        expires = _float(self.store.get_secret(self.source.name, ACCESS_EXPIRES), 0.0)
+        if access and self.clock() < expires:
+            self._known.append(access)
+            self._access, self._expires_at = access, expires
 
     # -- internals --
     def _env_token(self) -> str | None:
@@ -522,7 +549,7 @@ class TokenManager:
             self._known.append(env_value)
             return env_value
         raise ConfigError(
-            f"sources '{self.source.name}': no FreshBooks refresh token; set one in {self.env_name}"
+            f"sources '{self.source.name}': not authorized with FreshBooks yet; {reauthorize_advice(self.source)}"
         )
 
     def _refresh(self) -> None:
@@ -567,6 +594,7 @@ class TokenManager:
         lifetime = _float(body.get("expires_in"), 12 * 3600.0)
         self._access = access
         self._expires_at = self.clock() + lifetime - min(REFRESH_MARGIN_S, lifetime / 10)
+        save_access(self.store, self.source.name, access, self._expires_at, self.clock())
         self.refreshes += 1
         log.info("%s: FreshBooks access token refreshed (valid %.0fs)", self.source.name, lifetime)
 
@@ -614,7 +642,8 @@ class TokenManager:
         if status in (400, 401, 403) and error in ("invalid_grant", ""):
             raise AuthError(
                 f"{name}: FreshBooks refused the refresh token (HTTP {status} {error or 'error'}); it was "
-                f"already used or revoked. Re-authorize: set a new refresh token in {self.env_name}",
+                f"already used (a refresh whose answer was lost, or another store holding a copy) or "
+                f"revoked: {reauthorize_advice(self.source)}",
                 source=name,
             )
         if status in (400, 401, 403):
@@ -622,13 +651,20 @@ class TokenManager:
             raise AuthError(
                 f"{name}: FreshBooks refused the token refresh (HTTP {status} {error}): {said} "
                 f"Check the client id and secret in {self.source.client_id_env} and "
-                f"{self.source.client_secret_env}, or re-authorize and set a new refresh token in {self.env_name}",
+                f"{self.source.client_secret_env}, or {reauthorize_advice(self.source)}",
                 source=name,
             )
         raise SourceError(
             f"{name}: the FreshBooks token endpoint answered HTTP {status}; the refresh token may or "
             "may not have been spent; the next run retries with the stored one", source=name,
         )
+
+
+def save_access(store: SecretStore, source: str, access: str, expires_at: float, now: float) -> None:
+    """Keep the access token for later processes (written after its refresh token, see _accept)."""
+    store.put_secret(source, ACCESS_TOKEN, access)
+    store.put_secret(source, ACCESS_EXPIRES, f"{expires_at:.0f}")
+    store.put_secret(source, REFRESHED_AT, f"{now:.0f}")
 
 
 def _float(value: Any, default: float) -> float:
@@ -682,7 +718,7 @@ class FreshBooksConnector:
             source, base_url=base, windows=[DEFAULT_RATE], headers=self._headers,
             on_unauthorized=self.tokens.on_unauthorized, secrets=self.tokens.secrets, limiter=limiter,
             transport=transport, retry=retry, sleep=sleep, clock=clock,
-            auth_advice=f"re-authorize the FreshBooks app and set a new refresh token in {self.tokens.env_name}",
+            auth_advice=reauthorize_advice(source),
         )
         # Per instance: the project normalizer gets this source's budget unit bound in.
         self.resources = {

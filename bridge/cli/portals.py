@@ -63,6 +63,8 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
     reader never sees half a portal. Links stay the same until they are due for
     renewal (`publish.refresh_before`); `bridge links --refresh` renews them now.
     With --out, portals go to a local folder and the stored links are left alone.
+    A client none of whose configured ids matches a synced client is refused (its
+    portal would be empty; `bridge discover` lists the real ids).
     Exits 1 if any client failed; the others are still published.
 
     \b
@@ -70,12 +72,24 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
       bridge publish --client acme
       bridge publish --out ./site-check
     """
-    from bridge.publishing import publish_all
+    from bridge.discovery import require_known_ids
+    from bridge.errors import BridgeError
+    from bridge.publishing import publish_all, select_clients
 
-    report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(), clients=list(clients) or None,
-                         record=out_dir is None, protect=wiring.protector(env))
-    _print_publish(env, report)
-    if not report.ok:
+    chosen, refused = [], False
+    for c in select_clients(env.config, list(clients) or None):
+        try:
+            require_known_ids(env.store, c)
+            chosen.append(c.key)
+        except BridgeError as exc:
+            refused = True
+            click.echo(f"{c.key}: REFUSED - {exc}", err=True)
+    if chosen:
+        report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(), clients=chosen,
+                             record=out_dir is None, protect=wiring.protector(env))
+        _print_publish(env, report)
+        refused = refused or not report.ok
+    if refused:
         sys.exit(1)
 
 

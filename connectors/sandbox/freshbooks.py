@@ -1,6 +1,11 @@
 """FreshBooks in its wire shapes, mounted at /freshbooks (base_url = http://HOST:PORT/freshbooks).
 
-OAuth: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
+OAuth, authorization code: `GET /oauth/authorize?client_id=…&response_type=code&redirect_uri=…`
+stands in for auth.freshbooks.com's login and consent page: it approves at once and answers 302
+to `redirect_uri?code=…` (a code lives 5 minutes and works once, for that redirect_uri); then
+`POST /auth/oauth/token` with grant_type=authorization_code, code, redirect_uri, client_id and
+client_secret answers the first access and refresh tokens.
+OAuth, refresh: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
 client_secret and refresh_token answers a Bearer access token living `access_lifetime` seconds
 (12 h by default; tests make it short) and a NEW refresh token. Refresh tokens are single use:
 a spent one is answered 400 invalid_grant. Tokens are signed with the client secret, so a
@@ -98,6 +103,7 @@ class FreshBooksState(VersionCache):
     clock: Callable[[], float] = time.time  # token expiry only; tests move it
     access: dict[str, float] = field(default_factory=dict)  # access token -> expires at
     spent: set[str] = field(default_factory=set)  # refresh tokens already used
+    codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # auth code -> (redirect_uri, expires at)
     refreshes: int = 0
     caches: dict[Any, Any] = field(default_factory=dict)
 
@@ -129,6 +135,8 @@ ROUTES = Router(lambda request: json_response(ERRORS["projects_404"], 404))
 def handle(request: Request, agency: Agency, state: FreshBooksState) -> Response:
     if request.method == "POST" and request.path == "/auth/oauth/token":
         return token(request, state)
+    if request.method == "GET" and request.path == "/oauth/authorize":
+        return authorize(request, state)
     auth = request.header("Authorization") or ""
     bearer = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
     expires = state.access.get(bearer)
@@ -159,13 +167,20 @@ def token(request: Request, state: FreshBooksState) -> Response:
         return json_response({"error": "invalid_request", "error_description": "The request is missing a required parameter."}, 400)
     if body.get("client_id") != state.client_id or body.get("client_secret") != state.client_secret:
         return json_response(ERRORS["invalid_client"], 401)
-    if body.get("grant_type") != "refresh_token":
+    grant = body.get("grant_type")
+    if grant == "authorization_code":
+        code = str(body.get("code") or "")
+        issued = state.codes.pop(code, None)  # a code works once, even when refused
+        if issued is None or state.clock() >= issued[1] or str(body.get("redirect_uri") or "") != issued[0]:
+            return json_response(ERRORS["invalid_grant"], 400)
+    elif grant == "refresh_token":
+        presented = str(body.get("refresh_token") or "")
+        if not state.refresh_is_valid(presented):
+            return json_response(ERRORS["invalid_grant"], 400)
+        state.spent.add(presented)
+    else:
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "The authorization grant type is not supported by the authorization server."}, 400)
-    presented = str(body.get("refresh_token") or "")
-    if not state.refresh_is_valid(presented):
-        return json_response(ERRORS["invalid_grant"], 400)
-    state.spent.add(presented)
     state.refreshes += 1
     access = "fbat-" + secrets.token_hex(16)
     now = state.clock()
@@ -179,6 +194,24 @@ def token(request: Request, state: FreshBooksState) -> Response:
                  "user:invoices:read user:payments:read user:teams:read",
         "created_at": int(now),
     })
+
+
+def authorize(request: Request, state: FreshBooksState) -> Response:
+    """The consent page, approved at once: 302 to the redirect URI with a fresh code."""
+    from urllib.parse import urlencode
+
+    redirect_uri = request.arg("redirect_uri") or ""
+    if request.arg("client_id") != state.client_id or request.arg("response_type") != "code" or \
+            not redirect_uri.startswith(("http://", "https://")):
+        return Response(400, "<h1>Invalid authorization request</h1><p>Unknown client_id, or "
+                        "response_type is not code, or no redirect_uri.</p>", {}, "text/html; charset=utf-8")
+    code = secrets.token_hex(20)
+    state.codes[code] = (redirect_uri, state.clock() + 300)
+    query = {"code": code}
+    if request.arg("state"):
+        query["state"] = str(request.arg("state"))
+    sep = "&" if "?" in redirect_uri else "?"
+    return Response(302, "", {"Location": f"{redirect_uri}{sep}{urlencode(query)}"}, "text/html; charset=utf-8")
 
 
 # ---- formatting --------------------------------------------------------------------------------

@@ -506,10 +506,29 @@ def test_restarted_connector_uses_the_stored_token_not_the_spent_env_one(env: No
     with respx.mock() as mock:
         mock.post(TOKEN_URL).mock(side_effect=server)
         mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
-        make(store).check()
-        make(store).check()  # a new process: the env var still holds the spent first token
+        clock = Clock()
+        make(store, clock).check()
+        make(store, clock).check()  # a new process within the access token's life: no refresh
+        assert [b["refresh_token"] for b in server.bodies] == [FIRST_REFRESH]
+        clock.now += 43200  # the stored access token has expired
+        make(store, clock).check()  # the env var still holds the spent first token
     assert [b["refresh_token"] for b in server.bodies] == [FIRST_REFRESH, "rt-1-abcdef"]
     assert "token refused" not in events
+
+
+def test_each_cycle_reuses_the_stored_access_token_until_it_is_near_expiry(env: None, store: Store) -> None:
+    # `bridge run` builds a new connector every cycle: 288 cycles a day must not mean 288
+    # spends of the single-use refresh token, each a chance to lose its answer
+    server = TokenServer([], expires_in=43200)
+    clock = Clock()
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        for _ in range(288):  # one day of 5-minute cycles
+            make(store, clock).check()
+            clock.now += 300
+    assert len(server.bodies) == 2  # at the start, and once the 12-hour token came near expiry
+    assert store.get_secret("fb", "access_token") == "at-2-abcdef"
 
 
 def test_a_new_env_token_after_reauthorizing_wins_over_the_stored_one(env: None, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -536,6 +555,7 @@ def test_refused_refresh_is_an_auth_error_with_advice_and_no_secrets(env: None, 
             make(store).check()
     message = str(err.value)
     assert "re-authorize" in message.lower() and "FB_REFRESH" in message
+    assert "`bridge auth fb`" in message  # the one command that recovers
     for secret in ("rt-spent-0123456789", FIRST_REFRESH, SECRET):
         assert secret not in message
     # each token tried once: the stored one, then the different one in the env var
@@ -573,8 +593,10 @@ def test_token_post_connect_error_is_retried_but_a_read_timeout_is_not(env: None
     store2_events: list[str] = []
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(TOKEN_URL).mock(side_effect=[httpx.ReadTimeout("slow"), token_reply(2)])
+        later = Clock()
+        later.now += 43200  # the stored access token has expired: this run must refresh
         with pytest.raises(SourceError, match="stored refresh token") as err:
-            make(Recorder(store, store2_events)).check()
+            make(Recorder(store, store2_events), later).check()
         # the server may have spent the token: we do not resend it in this run
         assert route.call_count == 1 and store2_events == []
     assert not isinstance(err.value, RetryableSourceError)  # the API retry loop must not resend it
