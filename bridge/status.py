@@ -19,9 +19,11 @@ import sqlalchemy as sa
 
 from bridge.config import Config, parse_duration
 from bridge.figures import client_figures, q
+from bridge.heartbeat import SchedulerStatus, scheduler_status
 from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
+from bridge.verify import Drift, last_verification
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,15 @@ class Status:
     stale_after: dt.timedelta
     sources: tuple[SourceStatus, ...]
     portals: tuple[PortalStatus, ...]
+    scheduler: SchedulerStatus | None = None
+    # the last `bridge verify` of each client that has one: figures that drifted from the tracker's
+    verified: tuple[Drift, ...] = ()
 
     @property
     def healthy(self) -> bool:
-        return not any(s.stale or s.partial for s in self.sources)
+        # A scheduler that died or stalled is unhealthy at once, before any source goes stale.
+        return not any(s.stale or s.partial for s in self.sources) and not (
+            self.scheduler is not None and self.scheduler.failed)
 
     def as_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -97,6 +104,8 @@ class Status:
             "stale_after_seconds": int(self.stale_after.total_seconds()),
             "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
             "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
+            "scheduler": self.scheduler.as_dict() if self.scheduler is not None else None,
+            "verified": [{k: enc(v) for k, v in asdict(d).items()} for d in self.verified],
         }
 
 
@@ -155,7 +164,9 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
             budgets=_budgets(store, config, c, now),
         ))
-    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals))
+    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
+                  verified=tuple(last_verification(store, [c.key for c in config.clients])),
+                  scheduler=scheduler_status(store, now))
 
 
 def _budgets(store: Store, config: Config, client: Any, now: dt.datetime) -> tuple[BudgetStatus, ...]:
@@ -221,6 +232,9 @@ def status_lines(status: Status) -> list[str]:
                        "the store holds part of the data until a run completes (`bridge sync` resumes it)")
         if s.last_error:
             out.append(f"    last error ({_ago(s.last_error_at, now)}): {s.last_error}")
+    if status.scheduler is not None:
+        out.append("Scheduler:")
+        out.extend(status.scheduler.lines(lambda at: _ago(at, now)))
     out.append("Portals:")
     if not status.portals:
         out.append("  (no clients configured)")
@@ -234,16 +248,34 @@ def status_lines(status: Status) -> list[str]:
         watch = [b for b in p.budgets if b.level != "ok"]
         if watch:
             out.append("    budgets: " + "; ".join(budget_line(b) for b in watch))
+    out += verified_lines(status)
     if not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
         partial = ", ".join(s.name for s in status.sources if s.partial)
         why = []
+        if status.scheduler is not None and status.scheduler.failed:
+            why.append("scheduler not running: the last leader stopped without being asked to "
+                       "(its log says why; restart `bridge run`)")
         if stale:
             why.append(f"no successful sync within {config_span(status.stale_after)} for: {stale}")
         if partial:
             why.append(f"partial data (a sync did not complete) for: {partial}")
         out.append(f"UNHEALTHY: {'; '.join(why)}. "
                    "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
+    return out
+
+
+def verified_lines(status: Status) -> list[str]:
+    """The last `bridge verify` per client: drift from the trackers' own figures."""
+    if not status.verified:
+        return []
+    out = ["Checked against the trackers (`bridge verify`):"]
+    for d in status.verified:
+        state = "no drift" if not d.drift and not d.errors else (
+            f"DRIFT: {d.drift} figure(s) differ" + (f", {d.errors} source(s) unreadable" if d.errors else ""))
+        out.append(f"  {d.client}: {state} ({d.checked} checked {_ago(d.at, status.generated_at)})")
+        if d.first:
+            out.append(f"    {d.first}")
     return out
 
 
@@ -281,6 +313,12 @@ def print_rich(status: Status, console: Any) -> None:
         p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link,
                   watch or "-")
     console.print(p)
+    if status.scheduler is not None:
+        console.print("Scheduler:")
+        for line in status.scheduler.lines(lambda at: _ago(at, now)):
+            console.print(line, markup=False)
+    for line in verified_lines(status):
+        console.print(line, markup=False, highlight=False)
     if not status.healthy:
         console.print(f"[red]{status_lines(status)[-1]}[/red]")
 
