@@ -45,6 +45,7 @@ from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, Project, SyncRun, Task, TimeEntry
 from bridge.overrides import apply_budget_overrides, fallback_rate
 from bridge.policy import Policy
+from bridge.valuation import value_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -228,6 +229,9 @@ class ProjectFigures:
     seconds_by_task: dict[str, int]
     seconds_by_phase: dict[str, int]
     weekly: tuple[tuple[dt.date, Decimal], ...]  # chart actuals (budget unit, else listed hours)
+    # why some billable time here has no value (bridge/valuation.py): the tracker gives no
+    # rate for it, and what the agency can set; None when all of it is valued
+    value_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,7 @@ def compute(rows: ClientRows, config: "Config", client_cfg: "ClientConfig", now:
 
     lines: list[Line] = []
     running: dict[str, int] = {}
+    unvalued: dict[str, str] = {}  # project key -> why some of its billable time has no value
     for e in rows.entries:
         task = rows.tasks.get((e.source, e.task_source_id or ""))
         task_name = task.name if task else None
@@ -322,9 +327,12 @@ def compute(rows: ClientRows, config: "Config", client_cfg: "ClientConfig", now:
             continue
         proj = project_by_key.get((e.source, e.project_source_id or ""))
         # at the rate the tracker applies (bridge/valuation.py), exact
-        amount, rate = m.entry_value(
+        value = value_entry(
             e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
         )
+        amount, rate = value.amount, value.rate
+        if value.missing:
+            unvalued.setdefault(pkey, value.missing)
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=False,
             is_invoiced=e.is_invoiced, billable_amount=amount, currency=e.currency or currency_of(proj, e),
@@ -344,7 +352,8 @@ def compute(rows: ClientRows, config: "Config", client_cfg: "ClientConfig", now:
         key=lambda p: (p.name.casefold(), p.source, p.source_id),
     )
     projects = tuple(
-        _project(p, by_project_all.get(_key(p), []), currency_of(p), client_cfg, basis, today, ws, running.get(_key(p), 0))
+        _project(p, by_project_all.get(_key(p), []), currency_of(p), client_cfg, basis, today, ws, running.get(_key(p), 0),
+                 unvalued.get(_key(p)))
         for p in shown
     )
 
@@ -379,7 +388,7 @@ def _key(p: Project) -> str:
 
 def _project(
     proj: Project, lines: list[Line], currency: str | None, client_cfg: "ClientConfig", basis: Basis,
-    today: dt.date, ws: int, running: int,
+    today: dt.date, ws: int, running: int, value_note: str | None = None,
 ) -> ProjectFigures:
     listed = [ln for ln in lines if ln.listed]
     lm = [ln.metric for ln in listed]
@@ -414,7 +423,7 @@ def _project(
         billable_seconds_to_date=m.total_seconds(e for e in lm if e.is_billable),
         seconds_by_task=m.seconds_by(lm, lambda e: e.task or "Other"),
         seconds_by_phase=m.seconds_by(lm, lambda e: e.phase),
-        weekly=weekly,
+        weekly=weekly, value_note=value_note,
     )
 
 

@@ -189,6 +189,9 @@ class ProjectView:
     hours_by_phase: tuple[HoursLine, ...]
     burn_chart: BurnChart
     timers_running: int = 0  # timers in progress: counted nowhere until they stop
+    # why some billable time here has no value (bridge/valuation.py): the tracker gives no rate
+    # for it, and what the agency can set; None when all of it is valued
+    value_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -718,6 +721,7 @@ def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", to
             cumulative=cumulative, projection=projection, budget=_q(b.allocated) if b is not None else None,
         ),
         timers_running=pf.running,
+        value_note=pf.value_note,
     )
 
 
