@@ -447,7 +447,7 @@ def invite(
             f"client {client.key!r}: its link expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
             f"run `bridge links --refresh --client {client.key}` first"
         )
-    if row.url.startswith("file://") and not allow_local:
+    if row.url.startswith("file://") and not allow_local and not dry_run:
         raise ConfigError(
             f"client {client.key!r}: its link is a file on this machine ({row.url.split('/')[0]}//…), which the "
             "client cannot open; publish to S3 first, or pass --allow-local if they share this machine"

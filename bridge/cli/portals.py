@@ -205,6 +205,9 @@ def invite(env: Env, client: str, to: str, dry_run: bool, allow_local: bool) -> 
         click.echo(f"To: {message['To']}\nSubject: {message['Subject']}\n")
         click.echo(message.get_body(("plain",)).get_content())
         click.echo(f"(dry run: nothing sent to {inv.to})", err=True)
+        if inv.url.startswith("file://") and not allow_local:
+            click.echo("warning: this link is a file on this machine; the client cannot open it, so sending it "
+                       "is refused without --allow-local", err=True)
     else:
         click.echo(f"{client}: invitation sent to {inv.to}")
 
