@@ -274,7 +274,8 @@ def webhook_url(config: Config) -> str | None:
 
 def channels_configured(config: Config) -> bool:
     """Whether any alert could reach anyone: an agency address, client contacts or a webhook."""
-    mail = config.alerts.email and (bool(config.agency.email) or any(c.alert_client and c.contacts for c in config.clients))
+    mail = config.alerts.email and config.smtp.configured and (
+        bool(config.agency.email) or any(c.alert_client and c.contacts for c in config.clients))
     return mail or bool(config.alerts.webhook_url_env)
 
 

@@ -325,12 +325,17 @@ class PublishConfig(_Model):
 
 
 class SmtpConfig(_Model):
-    host: str = "localhost"
+    # No host, no mail: nothing is sent (and nothing fails every cycle) until [smtp] is set up.
+    host: str | None = Field(None, description="SMTP server; mail is off while unset (`bridge mail --test` checks it).")
     port: int = 25
     security: Literal["none", "starttls", "tls"] = "none"
     user_env: str | None = None
     password_env: str | None = None
     sender: str = "clearhours <noreply@localhost>"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
 
 
 class AlertsConfig(_Model):
