@@ -50,7 +50,7 @@ def blob(seed: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
-def render(view: dict, link) -> list[RenderedFile]:
+def render(view: dict, link, token: str = "") -> list[RenderedFile]:
     name, version = view["name"], view["version"]
     rows = "".join(f"<tr><td>2025-W{w:02d}</td><td>{(w * 7 + version) % 40}</td></tr>" for w in range(1, 400))
     page = (f"<!doctype html><title>{name}</title><h1>{name}</h1><table>{rows}</table>"
@@ -130,7 +130,7 @@ def main() -> None:
             start = time.perf_counter()
             report = publishing.publish_all(
                 store, config, target, render,
-                build_view=lambda c: {"name": c.name, "version": versions.get(c.key, 0)},
+                build_view=lambda c, review: {"name": c.name, "version": versions.get(c.key, 0)},
                 guard=lambda c, v, f: None)
             seconds = time.perf_counter() - start
             if not report.ok:

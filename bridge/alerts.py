@@ -38,7 +38,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from bridge import metrics as m
 from bridge.config import ClientConfig, Config
 from bridge.errors import BridgeError, ConfigError
-from bridge.models import AlertCrossing, AuditEvent, Client, PortalLink, Project, TimeEntry, utcnow
+from bridge.models import AlertCrossing, AuditEvent, Client, Person, PortalLink, Project, Task, TimeEntry, utcnow
+from bridge.overrides import apply_budget_overrides, fallback_rate
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -184,10 +185,15 @@ def _client_alerts(store: Store, config: Config, cc: ClientConfig, today: dt.dat
             sids = [str(i) for i in ids]
             projects += list(s.exec(select(Project).where(
                 Project.source == src, Project.client_source_id.in_(sids), Project.is_deleted.is_(False),  # type: ignore[union-attr,attr-defined]
-                Project.budget_kind.in_(("hours", "money")), Project.budget_visible.is_(True),  # type: ignore[union-attr,attr-defined]
             )))
             for c in s.exec(select(Client).where(Client.source == src, Client.source_id.in_(sids))):  # type: ignore[attr-defined]
                 clients[(c.source, c.source_id)] = c
+        # the config's [[clients.budgets]] may give a project its budget or period: apply it to
+        # detached rows (never flushed back), then keep the projects that have a budget
+        for p in projects:
+            s.expunge(p)
+        apply_budget_overrides(projects, cc)
+        projects = [p for p in projects if p.budget_kind in ("hours", "money") and p.budget_visible]
         if not projects:
             return []
         link = s.get(PortalLink, cc.key)
@@ -197,12 +203,19 @@ def _client_alerts(store: Store, config: Config, cc: ClientConfig, today: dt.dat
         for p in projects:
             by_source.setdefault(p.source, []).append(p.source_id)
         project_rows = {f"{p.source}:{p.source_id}": p for p in projects}
+        # FreshBooks values time by service or team-member rate: both lists are small
+        tasks = {(t.source, t.source_id): t for t in s.exec(select(Task).where(Task.source.in_(list(by_source))))}  # type: ignore[attr-defined]
+        people = {(x.source, x.source_id): x for x in s.exec(select(Person).where(Person.source.in_(list(by_source))))}  # type: ignore[attr-defined]
         for src, pids in by_source.items():
             for e in s.exec(select(TimeEntry).where(
                 TimeEntry.source == src, TimeEntry.project_source_id.in_(pids), TimeEntry.is_deleted.is_(False),  # type: ignore[union-attr,attr-defined]
             )):
                 key = f"{e.source}:{e.project_source_id}"
-                amount, rate = m.entry_value(e, project_rows.get(key))  # valued as the portal values it
+                proj = project_rows.get(key)
+                amount, rate = m.entry_value(  # valued as the portal values it
+                    e, proj, tasks.get((e.source, e.task_source_id or "")), people.get((e.source, e.person_source_id or "")),
+                    fallback_rate=fallback_rate(cc, proj),
+                )
                 entries.setdefault(key, []).append(m.Entry(
                     spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable,
                     is_running=e.is_running, is_invoiced=e.is_invoiced,

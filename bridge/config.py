@@ -6,10 +6,12 @@ Secrets never live in the file: a source names the *environment variables* that 
 
 from __future__ import annotations
 
+import email.utils
 import os
 import re
 import tomllib
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import ConfigError
+from bridge.i18n import check_locale
 
 KINDS = ("harvest", "freshbooks", "productive")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -143,8 +146,25 @@ class AgencyConfig(_Model):
     week_start: str = Field("monday", description="First day of the week for weekly figures.")
     logo_url: str | None = Field(None, description="A data: URL or https URL of the logo.")
     accent_color: str = Field("#1f5fbf", description="Hex colour for headings and charts.")
-    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'.")
+    contact: str | None = Field(None, description="Who clients should ask, e.g. 'Alice <alice@…>'; the portals' \"Ask about this\" links write to this address.")
     email: str | None = Field(None, description="Where agency alerts go.")
+    locale: str = Field("en", description="Default language and formats of portals, exports and mail (en, de, de_CH, fr…).")
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        return check_locale(v)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, v: str | None) -> str | None:
+        # the portals' "Ask about this" links are mailto: links to it, so it must hold one address
+        if v is None or not v.strip():
+            return None
+        addr = email.utils.parseaddr(v)[1]
+        if not re.fullmatch(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+", addr or ""):
+            raise ValueError(f"{v!r} holds no e-mail address; write it like 'Alice Martin <alice@agency.example>'")
+        return v.strip()
 
     @field_validator("timezone")
     @classmethod
@@ -191,6 +211,7 @@ class SourceConfig(_Model):
     refresh_token_env: str | None = Field(None, description="Env var holding the first refresh token.")
     token_url: str | None = Field(None, description="OAuth token endpoint, if not the provider's default.")
     redirect_uri: str | None = Field(None, description="FreshBooks: the app's redirect URI, sent with token refreshes.")
+    authorize_url: str | None = Field(None, description="FreshBooks: the OAuth authorize page, if not auth.freshbooks.com (`bridge auth`).")
     user_agent: str = Field("clearhours-bridge (https://github.com/clearhours/clearhours)", description="Harvest requires one naming the app and a contact.")
     every: str | None = Field(None, description="Sync interval, e.g. '5m' (default) …")
     cron: str | None = Field(None, description="… or a crontab expression, in the agency's zone.")
@@ -198,6 +219,10 @@ class SourceConfig(_Model):
     reconcile_every: str = Field("1h", description="`bridge run` checks for deletions this often (`bridge sync` on every run).")
     overlap_seconds: int = Field(60, ge=0, description="Ask this much before the cursor, so a same-second or late-committed edit is never missed.")
     money_scale: int | None = Field(None, description="Productive: money is in minor units (100 = cents).")
+    budget_unit: Literal["auto", "seconds", "hours"] = Field(
+        "auto", description="FreshBooks project `budget` unit: auto (a number is seconds, a string like \"50.00\" hours), "
+        "or force seconds or hours for both.",
+    )
     timeout_seconds: float = Field(30.0, gt=0)
     max_retry_after_seconds: float = Field(
         600.0, ge=0,
@@ -262,10 +287,55 @@ class VisibilityConfig(_Model):
     non_billable: Literal["shown", "hidden"] = "hidden"
     invoices: Literal["shown", "hidden"] = "hidden"
     view: Literal["realtime", "weekly"] = "weekly"
-    approved_only: bool = Field(False, description="Review gate: publish only approved/locked time.")
+    approved_only: bool = Field(False, description=(
+        "Review gate: publish only time the tracker marks approved. Harvest: approval_status 'approved' "
+        "(older accounts: closed, or locked as approved; locked because invoiced is not approved). "
+        "Productive: the entry's `approved` flag. FreshBooks has no approval: billed time only."
+    ))
     internal_tasks: list[str] = Field(default_factory=list, description="Task names that mark internal work.")
     internal_note_prefixes: list[str] = Field(default_factory=lambda: ["[internal]"])
     internal_tags: list[str] = Field(default_factory=lambda: ["internal"])
+
+
+class BudgetOverride(_Model):
+    """What the agency knows about one project's budget or rate that the tracker cannot say.
+
+    FreshBooks has no monthly budgets (a retainer reads as a lifetime budget) and its API
+    hides the business rate; Harvest and Productive rarely need this. Applied wherever a
+    project's budget is read, so the portal, exports, alerts and status all agree.
+    """
+
+    project: str = Field(description="'<source>:<project id>' or '<source>:<project name>', e.g. 'freshbooks:14501002'.")
+    period: Literal["month", "total"] | None = Field(
+        None, description="month: the budget resets on the 1st of each month; total: it covers the whole project.")
+    kind: Literal["hours", "money"] | None = Field(None, description="hours or money; set together with amount.")
+    amount: Decimal | None = Field(None, gt=0, description="The budget: hours, or money in the project's currency.")
+    hourly_rate: Decimal | None = Field(
+        None, gt=0, description="Values billable time the tracker gives no rate for (FreshBooks business rate).")
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str) -> str:
+        source, sep, ref = v.partition(":")
+        if not sep or not source.strip() or not ref.strip():
+            raise ValueError(f"{v!r} must be '<source>:<project id or name>', like 'freshbooks:14501002'")
+        return f"{source.strip()}:{ref.strip()}"
+
+    @model_validator(mode="after")
+    def _complete(self) -> "BudgetOverride":
+        if (self.kind is None) != (self.amount is None):
+            raise ValueError(f"{self.project}: kind and amount go together (kind = \"hours\" or \"money\", amount = the budget)")
+        if self.period is None and self.kind is None and self.hourly_rate is None:
+            raise ValueError(f"{self.project}: says nothing to override; set period, kind and amount, or hourly_rate")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.project.partition(":")[0]
+
+    @property
+    def ref(self) -> str:
+        return self.project.partition(":")[2]
 
 
 class ClientConfig(_Model):
@@ -282,10 +352,34 @@ class ClientConfig(_Model):
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
     alert_client: bool = Field(False, description="Also send budget alerts to this client's contacts.")
+    ask_about: bool = Field(True, description="Offer \"Ask about this\" on entries, weeks and invoices: a mailto: link to agency.contact.")
     reinvite: bool = Field(True, description="When `bridge run` refreshes the link, e-mail it again to everyone invited before.")
     passphrase: bool = Field(False, description="Encrypt the portal under a passphrase.")
     allow_ips: list[str] = Field(default_factory=list, description="CIDRs allowed to open the portal.")
     idle_minutes: int = Field(30, ge=1, description="A passphrase-protected portal locks itself after this long without input.")
+    budgets: list[BudgetOverride] = Field(
+        default_factory=list, description="Per-project budget period/kind/amount or rate the tracker cannot express.")
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "ClientConfig":
+        seen: set[str] = set()
+        for i, b in enumerate(self.budgets):
+            if b.source not in self.sources:
+                raise ValueError(
+                    f"budgets[{i}].project: source {b.source!r} is not one of this client's sources "
+                    f"({', '.join(self.sources) or 'none'})")
+            if b.project in seen:
+                raise ValueError(f"budgets[{i}].project: {b.project!r} is listed twice")
+            seen.add(b.project)
+        return self
+
+    locale: str | None = Field(None, description="This client's language and formats; default: the agency's.")
+    digest: bool = Field(False, description="E-mail the contacts a short weekly summary (sent by `bridge run`).")
+
+    @field_validator("locale")
+    @classmethod
+    def _client_locale(cls, v: str | None) -> str | None:
+        return None if v is None else check_locale(v)
 
     @field_validator("key")
     @classmethod
@@ -359,6 +453,47 @@ class AuditConfig(_Model):
     endpoint_url: str | None = Field(None, description="For S3-compatible stores.")
 
 
+class RedactConfig(_Model):
+    """Agency-wide redaction of entry descriptions, applied to every client's portal."""
+
+    terms: list[str] = Field(default_factory=list, description="Words or phrases removed from every description (case and accents ignored).")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (Python syntax) removed from every description.")
+    emails: Literal["removed", "domain"] = Field("removed", description="E-mail addresses: removed, or reduced to '[removed]@domain'.")
+    urls: Literal["removed", "domain"] = Field("removed", description="Web addresses: removed, or reduced to 'domain/[removed]'.")
+    allow_domains: list[str] = Field(default_factory=list, description="E-mail and web addresses at these domains (and their subdomains) stay.")
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns(cls, v: list[str]) -> list[str]:
+        for i, p in enumerate(v):
+            try:
+                compiled = re.compile(p)
+            except re.error as exc:
+                raise ValueError(f"pattern {i + 1} ({p!r}) is not a valid regular expression: {exc}") from None
+            if compiled.match(""):
+                raise ValueError(f"pattern {i + 1} ({p!r}) matches empty text, so it would mark every gap; make it match something")
+        return v
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, v: list[str]) -> list[str]:
+        for i, t in enumerate(v):
+            if len(t.strip()) < 2:
+                raise ValueError(f"term {i + 1} ({t!r}) is too short to match whole words safely; use two characters or more")
+        return v
+
+    @field_validator("allow_domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        out = []
+        for d in v:
+            d = d.strip().lower().lstrip("@").rstrip(".")
+            if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}", d):
+                raise ValueError(f"{d!r} is not a domain like 'example.com'")
+            out.append(d)
+        return out
+
+
 class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     agency: AgencyConfig = Field(default_factory=AgencyConfig)
@@ -368,6 +503,7 @@ class Config(_Model):
     smtp: SmtpConfig = Field(default_factory=SmtpConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    redact: RedactConfig = Field(default_factory=RedactConfig)
     stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
 
     path: Path | None = Field(None, exclude=True)
@@ -399,6 +535,10 @@ class Config(_Model):
             if c.key == key:
                 return c
         raise ConfigError(f"no client {key!r}; configured: {', '.join(c.key for c in self.clients) or 'none'}")
+
+    def locale_of(self, client: ClientConfig) -> str:
+        """The client's own locale, else the agency's."""
+        return client.locale or self.agency.locale
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -456,4 +596,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, str(p))
     cfg.path = p
+    from bridge.paths import resolve_paths
+
+    resolve_paths(cfg, p.parent)  # relative paths mean "next to the config file" (bridge/paths.py)
     return cfg

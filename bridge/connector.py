@@ -73,6 +73,26 @@ class Page:
     resume: str | None = None  # opaque; None on the last page
 
 
+@dataclass(frozen=True)
+class Access:
+    """What a working token may read, for `bridge check`.
+
+    Attributes:
+        who: the identity the token belongs to, as the provider names it.
+        facts: the provider's own permission flags, verbatim names (Harvest `is_admin`,
+            `can_see_rates`, `access_roles`).
+        rates_visible: whether rates and money amounts come through; None when unknown.
+        readable: resource -> True (listed) | False (403: not permitted).
+        advice: resource -> what permission it needs, for the unreadable ones.
+    """
+
+    who: str
+    facts: Mapping[str, Any] = field(default_factory=dict)
+    rates_visible: bool | None = None
+    readable: Mapping[str, bool] = field(default_factory=dict)
+    advice: Mapping[str, str] = field(default_factory=dict)
+
+
 class Connector(Protocol):
     kind: ClassVar[str]
     resources: ClassVar[Mapping[str, Resource]]

@@ -27,14 +27,26 @@ class AuthError(SourceError):
     """401/403: credentials or account ids are wrong. Never retried."""
 
 
+class ForbiddenError(AuthError):
+    """HTTP 403. Wrong credentials to the HTTP client; a connector that has seen its identity
+    call succeed re-raises it as NotPermitted (the token works but may not read this)."""
+
+
+class NotPermitted(SourceError):
+    """The token is valid but lacks a permission for one resource: that resource is skipped
+    (its cursor untouched) and the rest of the source still syncs. Never retried."""
+
+
 class RetryableSourceError(SourceError):
     """408/429/5xx or a transport fault; the HTTP client retries it."""
 
     def __init__(
-        self, message: str, *, source: str = "", resource: str = "", retry_after: float | None = None
+        self, message: str, *, source: str = "", resource: str = "", retry_after: float | None = None,
+        status: int | None = None,
     ) -> None:
         super().__init__(message, source=source, resource=resource)
         self.retry_after = retry_after
+        self.status = status
 
 
 class RateLimitedError(SourceError):

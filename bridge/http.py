@@ -9,6 +9,8 @@ documented rate limit so that 429s stay the exception.
 from __future__ import annotations
 
 import collections
+import html
+import re
 import datetime as dt
 import datetime
 import logging
@@ -23,7 +25,7 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bridge.errors import AuthError, FatalSourceError, RateLimitedError, RetryableSourceError
+from bridge.errors import AuthError, FatalSourceError, ForbiddenError, RateLimitedError, RetryableSourceError
 from bridge.redaction import sanitize_url, scrub
 
 log = logging.getLogger(__name__)
@@ -216,7 +218,13 @@ class HttpClient:
         if after is not None:
             return float(after)  # never above max_retry_after_s: longer waits stop in _decode
         backoff = wait_random_exponential(multiplier=self.retry.backoff_s, max=self.retry.max_wait_s)
-        return backoff(state)
+        wait = backoff(state)
+        if getattr(exc, "status", None) == 429 and self.limiter is not None and self.limiter.windows:
+            # Throttled without Retry-After (Harvest has answered so): the provider's window
+            # must pass before a retry can succeed, so wait at least one whole window.
+            span = min(s for _, s in self.limiter.windows)
+            wait = max(wait, min(span * 2 ** (state.attempt_number - 1), self.retry.max_wait_s))
+        return wait
 
     def _get_once(self, path: str, params: Mapping[str, Any] | None, resource: str) -> Any:
         renewed = False
@@ -249,9 +257,9 @@ class HttpClient:
                     "or try again later if the provider is having trouble",
                     source=self.source, resource=resource,
                 ) from None
-        body = scrub(response.text[:500], self.secrets())
+        body = scrub(summarize_body(response), self.secrets())
         if status in (401, 403):
-            raise AuthError(
+            raise (ForbiddenError if status == 403 else AuthError)(
                 f"{self.source}: the provider refused the credentials (HTTP {status}) on {what}; "
                 f"{self.auth_advice}. Provider said: {body.strip()[:200]}",
                 source=self.source, resource=resource,
@@ -269,12 +277,31 @@ class HttpClient:
             raise RetryableSourceError(
                 f"{self.source}: HTTP {status} on {what}",
                 source=self.source, resource=resource,
-                retry_after=after,
+                retry_after=after, status=status,
             )
         raise FatalSourceError(
             f"{self.source}: HTTP {status} on {url}: {body.strip()}",
             source=self.source, resource=resource,
         )
+
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+
+
+def summarize_body(response: httpx.Response, limit: int = 500) -> str:
+    """An error body fit for a message: JSON or text truncated; an HTML page only named.
+
+    Providers answer some errors with a whole web page (a Harvest 404, a proxy's 502);
+    its markup tells the reader nothing and would swamp the message and the logs.
+    """
+    text = response.text
+    kind = response.headers.get("Content-Type", "").lower()
+    head = text.lstrip()[:200].lower()
+    if "html" in kind or head.startswith(("<!doctype html", "<html")):
+        found = _TITLE.search(text[:20_000])
+        title = " ".join(html.unescape(found.group(1)).split())[:120] if found else ""
+        return f"an HTML page titled '{title}'" if title else "an HTML page"
+    return text[:limit]
 
 
 def _server_date(response: httpx.Response) -> dt.datetime | None:

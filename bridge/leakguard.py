@@ -29,6 +29,7 @@ from html.parser import HTMLParser
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from sqlmodel import select
@@ -36,6 +37,7 @@ from sqlmodel import select
 from bridge.errors import LeakError
 from bridge.models import Client, Person, Project, Task, TaskAssignment, TimeEntry
 from bridge.policy import Policy
+from bridge.redaction import MARKER, WITHHELD, ReviewLog, Finding, internal_pattern
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -131,7 +133,9 @@ def hidden_values(
         for a in s.exec(select(TaskAssignment)):
             if not pol.rates_shown and (a.source, a.project_source_id) in own_projects:
                 out += _nums(f"task_assignments.hourly_rate ({a.source}:{a.source_id})", a.hourly_rate)
-    used_people = {(e.source, e.person_source_id) for e in entries}
+    # everyone in the client's trackers: a note may name a colleague who never logged time here
+    used_people = {(e.source, e.person_source_id) for e in entries} | set(people)
+    inline = internal_pattern(vis.internal_note_prefixes)
     for e in entries:
         where = f"{e.source}:{e.source_id}"
         task = tasks.get((e.source, e.task_source_id or ""))
@@ -146,6 +150,7 @@ def hidden_values(
                 out += [HiddenValue(f"time_entries.notes ({where})", ln) for ln in lines if len(ln) >= MIN_NOTE]
             else:
                 out += [HiddenValue(f"internal note line ({where})", ln) for ln in lines if pol.is_internal_line(ln) and len(ln) >= MIN_NOTE]
+                out += [HiddenValue(f"internal remark ({where})", r) for r in _inline_remarks(e.notes, inline)]
         if task is not None and not pol.rates_shown:
             out += _nums(f"tasks.default_hourly_rate ({e.source}:{task.source_id})", task.default_hourly_rate)
         if task is not None and pol.is_internal_task(task.name):
@@ -175,6 +180,22 @@ def hidden_values(
     return _prune(out, own, view)
 
 
+def _inline_remarks(notes: str, pattern: re.Pattern[str] | None) -> list[str]:
+    """The text of each inline internal remark ("… [internal] too slow" -> "too slow")."""
+    if pattern is None:
+        return []
+    out = []
+    for m in pattern.finditer(notes):
+        text = re.sub(r"^\[[^\]]*\]|\[/[^\]]*\]$", "", m.group()).strip(" :-")
+        if len(text) >= MIN_NOTE and not text.startswith(MARKER):
+            out.append(text)
+    return out
+
+
+# Hidden notes that the view legitimately shows as (part of) a visible note reveal nothing.
+_NOTE_FIELDS = ("time_entries.notes", "internal note line", "internal remark")
+
+
 def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | None") -> list[HiddenValue]:
     own_text = "\n".join(o for o in own if o).casefold()
     shown_numbers: set[str] = set()
@@ -187,6 +208,7 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
         # A note hidden on one entry (internal) may be the very text the client sees on
         # another: equal text shown legitimately reveals nothing. Whole strings only.
         shown_texts = {_SPACE.sub(" ", t.strip()).casefold() for t in _strings(view)}
+    inside = _shown_within(values, shown_texts)
     seen: set[tuple[str, str]] = set()
     kept = []
     for hv in values:
@@ -199,11 +221,37 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
             continue
         if hv.kind == "text" and _SPACE.sub(" ", v).casefold() in shown_texts:
             continue
+        if v in inside and hv.field.startswith(_NOTE_FIELDS):
+            continue
         if (hv.field, v) in seen:
             continue
         seen.add((hv.field, v))
         kept.append(HiddenValue(hv.field, v, hv.kind))
     return kept
+
+
+def _shown_within(values: list[HiddenValue], shown: set[str]) -> set[str]:
+    """Hidden note texts that some shown string contains as whole words.
+
+    "Documented login rate limiting" hidden on an internal entry is shown by a visible
+    note "Documented login rate limiting (ticket 12)": equal words, nothing revealed.
+    Only the shown strings that hold a note's longest word are searched.
+    """
+    notes = {hv.value.strip() for hv in values if hv.kind == "text" and hv.field.startswith(_NOTE_FIELDS)}
+    if not notes or not shown:
+        return set()
+    keys = {n: _key_word(n).casefold() for n in notes}
+    wanted = set(keys.values())
+    by_word: dict[str, list[str]] = {}
+    for t in shown:
+        for w in set(_WORD.findall(t)) & wanted:
+            by_word.setdefault(w, []).append(t)
+    out = set()
+    for n, key in keys.items():
+        pat = re.compile(rf"(?<!\w){re.escape(_SPACE.sub(' ', n).casefold())}(?!\w)")
+        if any(pat.search(t) for t in by_word.get(key, ())):
+            out.add(n)
+    return out
 
 
 def _counts(obj: Any) -> Iterator[int]:
@@ -353,13 +401,29 @@ def _variants(text: str) -> list[str]:
     return list(out)
 
 
+# Money context for a whole number: a currency before or after it, or a rate's wording.
+# Without one, "125" is a page number, a count, a day or an hour total, not a rate.
+_CURRENCY = r"(?:[$€£¥₹]|(?:EUR|USD|GBP|CHF|CAD|AUD|NZD|JPY|SEK|NOK|DKK|PLN|CZK|HUF|INR|BRL|MXN|ZAR|SGD|HKD|CNY|AED)\b)"
+_MONEY_BEFORE = rf"(?:{_CURRENCY}|@|\b[Rr]ates?\b:?)\s?"
+_MONEY_AFTER = rf"\s?(?:{_CURRENCY}|/\s?(?:h|hr|hour)\b|per\s+hour\b|an\s+hour\b|hourly\b)"
+
+
+@lru_cache(maxsize=8192)
+def _compiled(kind: str, value: str) -> re.Pattern[str]:
+    v = re.escape(_SPACE.sub(" ", value.strip())).replace(r"\ ", " ")
+    if kind == "number":
+        # a rate leaks as money: printed with cents ("150.00") it reads as money by itself;
+        # the same digits followed by an hours or percent unit are a quantity the page
+        # shows (a chart's "100 h" tick, "100%" of a budget)
+        not_after = r"(?![\w]|[.,]\d|\s?(?:h|hrs|hours|%)(?!\w))"
+        if "." in value:
+            return re.compile(rf"(?<![\w.,]){v}{not_after}")
+        return re.compile(rf"{_MONEY_BEFORE}{v}(?![\w]|[.,]\d)|(?<![\w.,]){v}{_MONEY_AFTER}")
+    return re.compile(rf"(?<!\w){v}(?!\w)" if re.match(r"\w", value[0]) and re.match(r"\w", value[-1]) else v)
+
+
 def _pattern(hv: HiddenValue) -> re.Pattern[str]:
-    v = re.escape(_SPACE.sub(" ", hv.value.strip())).replace(r"\ ", " ")
-    if hv.kind == "number":
-        # a rate leaks as money; the same digits followed by an hours or percent unit are
-        # a quantity the page shows (a chart's "100 h" tick, "100%" of a budget)
-        return re.compile(rf"(?<![\w.,]){v}(?![\w]|[.,]\d|\s?(?:h|hrs|hours|%)(?!\w))")
-    return re.compile(rf"(?<!\w){v}(?!\w)" if re.match(r"\w", hv.value[0]) and re.match(r"\w", hv.value[-1]) else v)
+    return _compiled(hv.kind, hv.value)
 
 
 _WORD = re.compile(r"\w+")
@@ -403,3 +467,58 @@ def scan(files: Sequence["RenderedFile"], hidden: Sequence[HiddenValue]) -> None
     first_path, first = found[0]
     more = f" and {len(found) - 1} more" if len(found) > 1 else ""
     raise LeakError(f"{first_path}: contains a hidden value: {first.field}{first.shown}{more}; publish stopped")
+
+
+# --- withholding one description ---------------------------------------------------------
+
+
+def _groups(hidden: Sequence[HiddenValue]) -> dict[tuple[str, str], HiddenValue]:
+    groups: dict[tuple[str, str], HiddenValue] = {}
+    for hv in hidden:
+        groups.setdefault((hv.kind, _SPACE.sub(" ", hv.value.strip())), hv)
+    return groups
+
+
+def description_hits(descriptions: Sequence[str], hidden: Sequence[HiddenValue]) -> dict[int, list[str]]:
+    """{index: [field, …]} for each description holding a hidden value, matched exactly
+    as the file scan matches it; the fields name what was found, never the value."""
+    texts = [_SPACE.sub(" ", html.unescape(d)) for d in descriptions]
+    by_word: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        for w in set(_WORD.findall(t.casefold())):
+            by_word.setdefault(w, []).append(i)
+    hits: dict[int, list[str]] = {}
+    for (_kind, needle), hv in _groups(hidden).items():
+        key = _key_word(needle).casefold()
+        candidates = by_word.get(key, ()) if key else range(len(texts))
+        for i in candidates:
+            if needle in texts[i] and _pattern(hv).search(texts[i]):
+                hits.setdefault(i, []).append(hv.field)
+    return hits
+
+
+def withhold_descriptions(view: "PortalView", hidden: Sequence[HiddenValue], review: ReviewLog | None = None) -> "PortalView":
+    """The view with every description that holds a hidden value replaced by "details withheld".
+
+    Redaction in the view should have removed everything the guard knows; what it missed
+    costs one description, not the client's portal. The row keeps its date, person, task
+    and hours. `review` (rows aligned with the timesheet) gets a finding for each.
+    """
+    rows = view.timesheet
+    distinct: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        if r.description and r.description != WITHHELD:
+            distinct.setdefault(r.description, []).append(i)
+    if not distinct:
+        return view
+    texts = list(distinct)
+    hits = description_hits(texts, hidden)
+    if not hits:
+        return view
+    changed = list(rows)
+    for d, fields in sorted(hits.items()):
+        for i in distinct[texts[d]]:
+            changed[i] = dataclasses.replace(rows[i], description=WITHHELD)
+            if review is not None and i < len(review.rows):
+                review.findings.append(Finding(review.rows[i], "withheld", tuple(dict.fromkeys(fields))))
+    return dataclasses.replace(view, timesheet=tuple(changed))

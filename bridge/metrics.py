@@ -19,6 +19,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
+from bridge.valuation import value_entry
+
 HUNDREDTH = Decimal("0.01")
 TENTH = Decimal("0.1")
 K = TypeVar("K", bound=Hashable)
@@ -303,19 +305,12 @@ def explain(use: BudgetUse, b: Burn, projected: dt.date | None, ends_on: dt.date
     return " ".join(parts)
 
 
-def entry_value(entry: Any, project: Any) -> tuple[Decimal | None, Decimal | None]:
-    """(billable amount, rate) of a time entry.
+def entry_value(entry: Any, project: Any, task: Any = None, person: Any = None, *, fallback_rate: Decimal | None = None) -> tuple[Decimal | None, Decimal | None]:
+    """(billable amount, rate) of a time entry, at the rate the tracker applies.
 
-    Harvest and Productive value each entry; FreshBooks keeps the rate on the project
-    (billing by project rate), so an entry without its own rate is valued at its
-    project's hourly rate. Without either it has no amount: None, never 0.
+    The rules (per-entry rates, FreshBooks billing methods, the agency's configured
+    fallback) live in bridge/valuation.py; this is the (amount, rate) pair metrics use.
+    Without a known rate there is no amount: None, never 0.
     """
-    if not entry.is_billable:
-        return None, None
-    if entry.billable_amount is not None or entry.billable_rate is not None:
-        return entry.billable_amount, entry.billable_rate
-    rate = getattr(project, "hourly_rate", None) if project is not None else None
-    if rate is None:
-        return None, None
-    amount = (Decimal(int(entry.seconds)) * Decimal(rate) / 3600).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    return amount, Decimal(rate)
+    v = value_entry(entry, project, task, person, fallback_rate=fallback_rate)
+    return v.amount, v.rate

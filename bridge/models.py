@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: description_reviews
 
 
 class UTCDateTime(TypeDecorator):
@@ -360,6 +360,26 @@ class AlertCrossing(SQLModel, table=True):
     period: str  # "total" or "YYYY-MM" for monthly budgets
     budget: str  # the budget it was crossed against; a raised budget re-arms
     sent_at: Optional[dt.datetime] = _utc()
+
+
+class DescriptionReview(SQLModel, table=True):
+    """A description the last publish of a client redacted or withheld (`bridge review`).
+
+    Replaced at every publish of the client. It says where (entry, date, project, person
+    as displayed) and why ("another client's name (harvest:2)"), never the removed text.
+    """
+
+    __tablename__ = "description_reviews"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_key: str = Field(index=True, max_length=100)
+    published_at: dt.datetime = _utc()
+    source: str = Field(max_length=100)
+    entry_source_id: str = Field(max_length=100)
+    spent_date: dt.date
+    project: str
+    person: str
+    action: str = Field(max_length=20)  # redacted | withheld
+    reasons: str  # "; "-joined
 
 
 class SchemaVersion(SQLModel, table=True):

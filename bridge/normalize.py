@@ -126,11 +126,20 @@ def invoice_status(
     due_amount: Decimal | None,
     due_date: dt.date | None,
     today: dt.date | None,
+    received: bool = False,
 ) -> str:
-    """Map a provider state onto the normalized set, refined by what is still due."""
+    """Map a provider state onto the normalized set, refined by what is still due.
+
+    The status follows the payments: a "draft" that already received money (recorded
+    from Harvest; `received`, or less due than its total) is treated as sent.
+    """
     base = INVOICE_STATUS[provider].get((state or "").lower())
     if base is None:
         raise RecordError(f"invoice state {state!r} is not a known {provider} state", field="state")
+    if base == "draft" and (
+        received or (amount is not None and due_amount is not None and 0 < amount and due_amount < amount)
+    ):
+        base = "open"
     if base in ("draft", "void", "paid"):
         return base
     if due_amount is not None and due_amount <= 0:

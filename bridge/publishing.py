@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import importlib
-import inspect
 import json
 import logging
 import secrets
@@ -36,19 +34,23 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import select
 
+from bridge import leakguard, views
 from bridge.audit import record as record_event
 from bridge.audit import token_fingerprint
 from bridge.config import ClientConfig, Config, parse_duration
 from bridge.errors import BridgeError, ConfigError, PublishError
 from bridge.models import AuditEvent, PortalLink, utcnow
 from bridge.publisher import LinkFn, PublishResult, RenderedFile
+from bridge.redaction import ReviewLog
+from bridge.review import save_review
 from bridge.store import Store
+from bridge.views import PortalView
 
 log = logging.getLogger(__name__)
 
-RenderFn = Callable[..., Sequence[RenderedFile]]  # render(view, link=LinkFn[, token=str]) -> files
-ViewFn = Callable[[ClientConfig], Any]  # client -> PortalView (redacted)
-GuardFn = Callable[[ClientConfig, Any, Sequence[RenderedFile]], None]  # raises LeakError
+RenderFn = Callable[[PortalView, LinkFn, str], Sequence[RenderedFile]]  # publishers.render.render_portal
+ViewFn = Callable[[ClientConfig, ReviewLog], PortalView]  # the redacted view; fills the review log
+GuardFn = Callable[[ClientConfig, PortalView, Sequence[RenderedFile]], None]  # raises LeakError
 ProtectFn = Callable[[ClientConfig, Sequence[RenderedFile]], Sequence[RenderedFile]]
 
 
@@ -78,6 +80,8 @@ class ClientOutcome:
     unchanged: int = 0
     link_issued: bool = False
     error: str | None = None
+    redacted: int = 0  # descriptions published with parts removed
+    withheld: int = 0  # descriptions replaced by "details withheld"
 
 
 @dataclass
@@ -219,8 +223,9 @@ def publish_client(
     signed_at = window_start(link_row, expires_in, refresh_before, now, force=refresh or fresh)
     bound = target.bind(signed_at=signed_at, expires_in=expires_in, allow_ips=client.allow_ips)
 
-    view = build_view(client)
-    files = list(_render(render, view, _scoped_link(bound.link, token), token))
+    review = ReviewLog()
+    view = build_view(client, review)
+    files = list(render(view, _scoped_link(bound.link, token), token))
     if not any(f.path == "index.html" for f in files):
         raise PublishError(f"client {client.key!r}: the renderer produced no index.html")
     guard(client, view, files)
@@ -244,6 +249,7 @@ def publish_client(
             # views.Snapshot renders itself as JSON via str(); plain dicts/lists are dumped
             link_row.snapshot = json.dumps(snap, sort_keys=True) if isinstance(snap, (dict, list)) else str(snap)
         _save_link(store, link_row)
+        save_review(store, client.key, review.findings, at=now)
         fp = token_fingerprint(token)
         audit(store, client.key, "publish", now=now, detail={
             "token_fp": fp, "uploaded": len(result.uploaded), "deleted": len(result.deleted),
@@ -253,15 +259,8 @@ def publish_client(
     return ClientOutcome(
         client_key=client.key, ok=True, url=result.url, expires_at=result.expires_at,
         uploaded=len(result.uploaded), deleted=len(result.deleted), unchanged=len(result.unchanged),
-        link_issued=issued,
+        link_issued=issued, redacted=review.count("redacted"), withheld=review.count("withheld"),
     )
-
-
-def _render(render: RenderFn, view: Any, link: LinkFn, token: str) -> Sequence[RenderedFile]:
-    """render_portal(view, link, token); a renderer that takes no token gets none."""
-    if "token" in inspect.signature(render).parameters:
-        return render(view, link=link, token=token)
-    return render(view, link=link)
 
 
 def _scoped_link(link: LinkFn, token: str) -> LinkFn:
@@ -270,6 +269,7 @@ def _scoped_link(link: LinkFn, token: str) -> LinkFn:
 
 
 def _view_attr(view: Any, name: str) -> Any:
+    # tests hand in plain dicts as views; a PortalView has both attributes
     return getattr(view, name, None) if not isinstance(view, dict) else view.get(name)
 
 
@@ -497,47 +497,27 @@ def reinvite(
     return sent
 
 
-# --- default view builder and leak guard (the real modules, called by parameter name) ---------
-
-
-def _call_by_name(fn: Callable[..., Any], available: dict[str, Any]) -> Any:
-    """Call `fn` with the arguments it names; keeps this module loosely coupled to
-    bridge.views/bridge.leakguard while their signatures settle."""
-    kwargs = {}
-    for name, p in inspect.signature(fn).parameters.items():
-        if name in available:
-            kwargs[name] = available[name]
-        elif p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise PublishError(f"{fn.__module__}.{fn.__name__} needs {name!r}, which publishing cannot supply")
-    return fn(**kwargs)
-
-
-def _client_args(store: Store, config: Config, client: ClientConfig, now: dt.datetime) -> dict[str, Any]:
-    return {"store": store, "config": config, "cfg": config, "client": client, "client_cfg": client,
-            "portal_cfg": client, "portal": client, "now": now, "agency": config.agency}
+# --- the default view builder and leak guard --------------------------------------------
 
 
 def default_view_builder(store: Store, config: Config, now: dt.datetime) -> ViewFn:
-    def build(client: ClientConfig) -> Any:
-        try:
-            views = importlib.import_module("bridge.views")
-        except ModuleNotFoundError:
-            raise PublishError("bridge.views is not available, so no portal view can be built") from None
-        return _call_by_name(views.build_portal_view, _client_args(store, config, client, now))
+    """views.build_portal_view, then the guard's first pass over its descriptions: one that
+    still holds a hidden value after redaction is withheld, not the whole portal."""
+
+    def build(client: ClientConfig, review: ReviewLog) -> PortalView:
+        view = views.build_portal_view(store, config, client, now=now, review=review)
+        if not view.timesheet or client.visibility.descriptions != "detailed":
+            return view
+        hidden = leakguard.hidden_values(store, config, client, view=view)
+        return leakguard.withhold_descriptions(view, hidden, review)
 
     return build
 
 
 def default_guard(store: Store, config: Config, now: dt.datetime) -> GuardFn:
-    """bridge.leakguard: fail closed when it is missing, since it is what keeps hidden values out."""
+    """The publish-time leak guard over every rendered file: any hit stops this client."""
 
-    def guard(client: ClientConfig, view: Any, files: Sequence[RenderedFile]) -> None:
-        try:
-            lg = importlib.import_module("bridge.leakguard")
-        except ModuleNotFoundError:
-            raise PublishError("bridge.leakguard is not available; refusing to publish unchecked files") from None
-        args = _client_args(store, config, client, now) | {"view": view, "files": files}
-        hidden = _call_by_name(lg.hidden_values, args)
-        lg.scan(files, hidden)
+    def guard(client: ClientConfig, view: PortalView, files: Sequence[RenderedFile]) -> None:
+        leakguard.scan(files, leakguard.hidden_values(store, config, client, view=view))
 
     return guard

@@ -72,6 +72,8 @@ class Jobs:
     publish: Callable[[set[str]], Any] | None = None
     alerts: Callable[[set[str]], Any] | None = None
     reinvite: Callable[[set[str]], Any] | None = None  # send refreshed links to those invited before
+    verify: Callable[[set[str]], Any] | None = None  # compare those clients' figures with the trackers' (nightly)
+    digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
     # want the same client.
@@ -166,8 +168,18 @@ def sync_job(config_path: str, source: str, full: bool = False) -> None:
 
 
 def reconcile_job(config_path: str, source: str) -> None:
-    """The nightly full pass: every id is checked, so deletions older than the window are found."""
+    """The nightly full pass: every id is checked, so deletions older than the window are found.
+    Then the clients of this source are checked against the tracker's own reports (`bridge verify`)."""
     sync_job(config_path, source, True)
+    ctx = _context(config_path)
+    if ctx.jobs.verify is None or ctx.jobs.stop.is_set():
+        return
+    keys = {c.key for c in ctx.config.clients if source in c.sources}
+    if keys:
+        try:
+            ctx.jobs.verify(keys)
+        except BridgeError as exc:
+            log.error("verify %s: %s", ", ".join(sorted(keys)), exc)
 
 
 def refresh_links_job(config_path: str) -> None:
@@ -184,6 +196,12 @@ def refresh_links_job(config_path: str) -> None:
                 ctx.jobs.reinvite(due)
             except BridgeError as exc:
                 log.error("reinvite: %s", exc)
+    if ctx.jobs.digest is not None and not ctx.jobs.stop.is_set():
+        # the links job runs all day; the digest sends each client's week once (audit trail)
+        try:
+            ctx.jobs.digest()
+        except BridgeError as exc:
+            log.error("digest: %s", exc)
 
 
 def publish_all_job(config_path: str) -> None:

@@ -20,6 +20,7 @@ from bridge.config import Config, parse_duration
 from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
+from bridge.verify import Drift, last_verification
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Status:
     stale_after: dt.timedelta
     sources: tuple[SourceStatus, ...]
     portals: tuple[PortalStatus, ...]
+    # the last `bridge verify` of each client that has one: figures that drifted from the tracker's
+    verified: tuple[Drift, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -76,6 +79,7 @@ class Status:
             "stale_after_seconds": int(self.stale_after.total_seconds()),
             "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
             "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
+            "verified": [{k: enc(v) for k, v in asdict(d).items()} for d in self.verified],
         }
 
 
@@ -133,7 +137,8 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             published_at=r.published_at if r is not None else None, link_expires_at=exp,
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
         ))
-    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals))
+    return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
+                  verified=tuple(last_verification(store, [c.key for c in config.clients])))
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -186,6 +191,7 @@ def status_lines(status: Status) -> list[str]:
         link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
             f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
         out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+    out += verified_lines(status)
     if not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
         partial = ", ".join(s.name for s in status.sources if s.partial)
@@ -196,6 +202,20 @@ def status_lines(status: Status) -> list[str]:
             why.append(f"partial data (a sync did not complete) for: {partial}")
         out.append(f"UNHEALTHY: {'; '.join(why)}. "
                    "Run `bridge sync --source NAME` to see the error, or check that `bridge run` is running.")
+    return out
+
+
+def verified_lines(status: Status) -> list[str]:
+    """The last `bridge verify` per client: drift from the trackers' own figures."""
+    if not status.verified:
+        return []
+    out = ["Checked against the trackers (`bridge verify`):"]
+    for d in status.verified:
+        state = "no drift" if not d.drift and not d.errors else (
+            f"DRIFT: {d.drift} figure(s) differ" + (f", {d.errors} source(s) unreadable" if d.errors else ""))
+        out.append(f"  {d.client}: {state} ({d.checked} checked {_ago(d.at, status.generated_at)})")
+        if d.first:
+            out.append(f"    {d.first}")
     return out
 
 
@@ -231,6 +251,8 @@ def print_rich(status: Status, console: Any) -> None:
             f"[red]expired {_ago(x.link_expires_at, now)}[/red]" if x.link_expired else f"expires {_ago(x.link_expires_at, now)}")
         p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link)
     console.print(p)
+    for line in verified_lines(status):
+        console.print(line, markup=False, highlight=False)
     if not status.healthy:
         console.print(f"[red]{status_lines(status)[-1]}[/red]")
 

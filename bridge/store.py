@@ -28,6 +28,7 @@ from sqlmodel import Session, SQLModel, select
 from bridge.errors import StoreError
 from bridge.models import (
     SCHEMA_VERSION,
+    DescriptionReview,
     SYNCED_MODELS,
     Quarantine,
     SchemaVersion,
@@ -46,7 +47,12 @@ log = logging.getLogger(__name__)
 # (create_all). A later change appends a function here, e.g. ALTER TABLE ... ADD COLUMN;
 # `migrate()` runs the missing ones in order inside one transaction and records the
 # version, so an upgrade never needs a fresh store.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+def _add_description_reviews(conn: Connection) -> None:
+    # create_all has usually made it already; checkfirst keeps the step idempotent
+    DescriptionReview.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_description_reviews}
 
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 

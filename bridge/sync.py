@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from bridge.config import Config, SourceConfig, parse_duration
 from bridge.connector import Connector, Context, Page, Resource
-from bridge.errors import BridgeError, FatalSourceError, LockedError, RateLimitedError, RecordError, SourceError
+from bridge.errors import BridgeError, FatalSourceError, LockedError, NotPermitted, RateLimitedError, RecordError, SourceError
 from bridge.models import Synced, utcnow
 from bridge.store import Rejected, Store
 
@@ -60,6 +60,8 @@ class SourceReport:
     error: str | None = None
     changed_clients: set[tuple[str, str]] = field(default_factory=set)
     resources: dict[str, int] = field(default_factory=dict)
+    # resource -> why the token may not read it; those resources were skipped, cursors untouched
+    not_permitted: dict[str, str] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -71,6 +73,7 @@ class SourceReport:
             "deleted": self.deleted, "quarantined": self.quarantined, "requests": self.requests,
             "reconcile_requests": self.reconcile_requests, "seconds": round(self.seconds, 3),
             "error": self.error, "changed_clients": sorted(f"{s}:{c}" for s, c in self.changed_clients),
+            "not_permitted": dict(self.not_permitted),
         }
 
 
@@ -148,15 +151,23 @@ def sync_source(
         # if the deletion check finds records the listing should have held and did not.
         marks = {r: (c.value if (c := store.cursor(name, r)) is not None else None) for r in connector.resources}
         for res in connector.resources.values():
-            if res.parent:
-                _sync_child(connector, store, res, ctx, report, overlap, progress, stop)
-            else:
-                _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
+            try:
+                if res.parent:
+                    _sync_child(connector, store, res, ctx, report, overlap, progress, stop)
+                else:
+                    _sync_resource(connector, store, res, ctx, report, overlap, progress, stop, now)
+            except NotPermitted as exc:
+                # A valid token without this permission: skip the resource, keep its
+                # cursor where it was, and sync the rest of the source.
+                report.not_permitted[res.name] = str(exc)
+                log.warning("%s", exc)
         if reconcile:
             before = connector.requests
             _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due", marks=marks)
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
+        if report.not_permitted:
+            report.error = " ".join(report.not_permitted.values())  # `bridge status` shows what was skipped
     except Stopped:
         report.status = "stopped"
         report.error = "stopped on request; the next run resumes from the last committed page"
@@ -391,8 +402,8 @@ def _reconcile(
     today = ctx.today or now().astimezone(ctx.tz).date()
     overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
     for res in connector.resources.values():
-        if res.parent:
-            continue
+        if res.parent or res.name in report.not_permitted:
+            continue  # a resource we may not read cannot tell us what was deleted
         checked_at = now()
         # Deletion feeds (Productive's activities, FreshBooks' vis_state) first: cheap and
         # exact. Asked from the last check minus the overlap, so nothing falls between.

@@ -23,7 +23,9 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, PortalLink, Project, SyncRun, Task, TimeEntry
-from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, display_names
+from bridge.overrides import apply_budget_overrides, fallback_rate
+from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, anonymous_label, display_names
+from bridge.redaction import ContactPolicy, EntryRef, Finding, NoteRedactor, PersonName, ReviewLog, note_redactor
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -51,6 +53,7 @@ class AgencyView:
     logo_url: str | None
     accent_color: str  # "#1f5fbf"
     contact: str | None
+    ask: bool = True  # offer "Ask about this" (a mailto: to `contact`); off per client
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class BudgetView:
     projected_run_out_date: dt.date | None  # None: zero burn, already used up, or not computable
     runs_out_before_end: bool | None  # None when no end date or no projection
     explanation: str  # plain sentence: how used/burn/projection were worked out
+    # monthly budgets: last calendar month's use and allocation (a retainer that overran);
+    # None for total budgets or when last month had no budget
+    last_period_used: Decimal | None = None
+    last_period_allocated: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -266,6 +273,7 @@ class PortalView:
     notes: str | None
     change_note: ChangeNote | None  # None on the first publish
     snapshot: Snapshot
+    locale: str = "en"  # the client's language and formats (bridge/i18n.py)
 
     @property
     def data_as_of(self) -> dt.datetime | None:
@@ -341,6 +349,16 @@ LAST_PUBLISHED: Any = object()  # build_portal_view's default: read PortalLink.s
 
 
 @dataclass(frozen=True)
+class NoteFacts:
+    """What description redaction needs beyond the client's own rows: the names a note
+    might mention. Read only to be removed from notes; nothing here reaches the view."""
+
+    other_names: list[tuple[str, str]] = field(default_factory=list)  # (name, why it is removed)
+    own_names: list[str] = field(default_factory=list)  # this client's names, kept as they are
+    people: list[Person] = field(default_factory=list)  # everyone a note may name
+
+
+@dataclass(frozen=True)
 class _Rows:
     """One client's live rows, read once and scoped by its (source, client id) pairs."""
 
@@ -351,6 +369,7 @@ class _Rows:
     tasks: dict[tuple[str, str], Task]
     invoices: list[Invoice]
     as_of: dt.datetime | None
+    names: NoteFacts = field(default_factory=NoteFacts)
 
 
 def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> _Rows:
@@ -402,7 +421,35 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> _Rows:
     as_of = min(known) if known else None
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=dt.timezone.utc)
-    return _Rows(clients, projects, entries, people, tasks, invoices, as_of)
+    # the agency's [[clients.budgets]] entries, on detached rows: never written back
+    apply_budget_overrides(projects, client_cfg)
+    return _Rows(clients, projects, entries, people, tasks, invoices, as_of, names=load_note_facts(store, client_cfg))
+
+
+def load_note_facts(store: "Store", client_cfg: "ClientConfig") -> NoteFacts:
+    """Other clients' names, their projects and codes, and every person in the store.
+
+    A note may name a client or a colleague from any tracker, so this reads across
+    sources; it feeds only the redactor, never the view.
+    """
+    scope = {(src, str(i)) for src, ids in client_cfg.sources.items() for i in ids}
+    other: list[tuple[str, str]] = []
+    own: list[str] = [client_cfg.name]
+    with store.session() as s:
+        for c in s.exec(select(Client)):
+            if (c.source, c.source_id) in scope:
+                own.append(c.name)
+            else:
+                other.append((c.name, f"another client's name ({c.source}:{c.source_id})"))
+        for p in s.exec(select(Project)):
+            if (p.source, p.client_source_id or "") in scope:
+                own += [p.name, p.code or ""]
+            else:
+                other.append((p.name, f"another client's project ({p.source}:{p.source_id})"))
+                if p.code:
+                    other.append((p.code, f"another client's project code ({p.source}:{p.source_id})"))
+        people = list(s.exec(select(Person)))
+    return NoteFacts(other_names=other, own_names=[o for o in own if o], people=people)
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
@@ -427,6 +474,33 @@ class _Published:
     project: str
     task: str | None
     description: str | None
+    redacted: tuple[str, ...] = ()  # why the description was changed, for the review
+
+
+def _note_redactor(rows: _Rows, config: "Config", client_cfg: "ClientConfig",
+                   shown: Mapping[tuple[str, str], str]) -> NoteRedactor:
+    """The description redactor for this client, its policy and the people its view names."""
+    mode = client_cfg.visibility.team_names
+    everyone = {**rows.people, **{(p.source, p.source_id): p for p in rows.names.people}}
+    others = [p for k, p in sorted(everyone.items()) if k not in shown]
+    extra = display_names(mode, [PersonFacts((p.source, p.source_id), p.first_name, p.last_name, p.role) for p in others])
+    if mode == "anonymous":
+        # letters after the view's own, so "Team member B" is never two people
+        extra = {k: anonymous_label(len(shown) + i) for i, k in enumerate(sorted(extra))}
+    people = []
+    for p in everyone.values():
+        key = (p.source, p.source_id)
+        display = shown.get(key) or extra.get(key) or TEAM_MEMBER
+        people.append(PersonName(p.first_name, p.last_name, display, f"a person's name ({p.source}:{p.source_id})",
+                                 first_hidden=mode in ("role", "anonymous")))
+    other_clients = [(c.name, f"another client's name (config: {c.key})") for c in config.clients if c.key != client_cfg.key]
+    own = [*rows.names.own_names, config.agency.name, *(t.name for t in rows.tasks.values())]
+    red = config.redact
+    return note_redactor(
+        own_names=own, other_names=[*rows.names.other_names, *other_clients], people=people,
+        terms=red.terms, patterns=red.patterns, internal_prefixes=client_cfg.visibility.internal_note_prefixes,
+        contacts=ContactPolicy(emails=red.emails, urls=red.urls, allow_domains=tuple(red.allow_domains)),
+    )
 
 
 def build_portal_view(
@@ -436,6 +510,7 @@ def build_portal_view(
     *,
     now: dt.datetime,
     previous_snapshot: Snapshot | str | None | object = LAST_PUBLISHED,
+    review: ReviewLog | None = None,
 ) -> PortalView:
     """Build the redacted view of one client from the store.
 
@@ -447,13 +522,15 @@ def build_portal_view(
         previous_snapshot: the last published snapshot (Snapshot or its JSON), for the
             change note; None for no change note. By default it is read from this
             client's PortalLink.snapshot.
+        review: when given, filled with each timesheet row's entry and every description
+            the redaction changed (for `bridge review`; never part of the view).
     """
     if previous_snapshot is LAST_PUBLISHED:
         with store.session() as s:
             link = s.get(PortalLink, client_cfg.key)
             previous_snapshot = link.snapshot if link is not None else None
     rows = load_client_rows(store, client_cfg)
-    return assemble_view(rows, config, client_cfg, now=now, previous_snapshot=previous_snapshot)
+    return assemble_view(rows, config, client_cfg, now=now, previous_snapshot=previous_snapshot, review=review)
 
 
 def assemble_view(
@@ -463,6 +540,7 @@ def assemble_view(
     *,
     now: dt.datetime,
     previous_snapshot: Snapshot | str | None = None,
+    review: ReviewLog | None = None,
 ) -> PortalView:
     agency = config.agency
     zone = agency.zone
@@ -497,22 +575,30 @@ def assemble_view(
         person = rows.people.get(key)
         facts.append(PersonFacts(key, person.first_name if person else "", person.last_name if person else "", person.role if person else None))
     names = display_names(client_cfg.visibility.team_names, facts)
+    redactor = _note_redactor(rows, config, client_cfg, names) if client_cfg.visibility.descriptions == "detailed" else None
+    review = review if review is not None else ReviewLog()
 
     published: list[_Published] = []
     for e, task, proj in kept:
         task_name = task.name if task else None
         cur = e.currency or project_currency(proj, e)
-        amount, rate = m.entry_value(e, proj)
+        amount, rate = m.entry_value(
+            e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
+        )
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=e.is_running,
             is_invoiced=e.is_invoiced, billable_amount=amount, currency=cur,
             project=f"{e.source}:{e.project_source_id or ''}", person=f"{e.source}:{e.person_source_id or ''}",
             task=task_name, phase=e.phase or None, billable_rate=rate,
         )
+        description = pol.description(e.notes, task_name)
+        why: tuple[str, ...] = ()
+        if description and redactor is not None:
+            description, why = redactor.redact(description)
         published.append(_Published(
             row=e, metric=metric, person=names[(e.source, e.person_source_id or "")],
             project=proj.name if proj else "Other work", task=task_name,
-            description=pol.description(e.notes, task_name),
+            description=description, redacted=why,
         ))
     published.sort(key=lambda p: (p.row.spent_date, p.project, p.person, p.row.source, p.row.source_id))
     metrics_rows = [p.metric for p in published]
@@ -531,6 +617,10 @@ def assemble_view(
             is_running=p.row.is_running, rate=rate, amount=amount,
         )
         sheet.append(r)
+        ref = EntryRef(p.row.source, p.row.source_id, p.row.spent_date, p.project, p.person)
+        review.rows.append(ref)
+        if p.redacted and not weekly:
+            review.findings.append(Finding(ref, "redacted", p.redacted))
         # only what the client can see counts as a change: descriptions are not shown weekly
         snap[entry_key(p.row.source, p.row.source_id)] = fingerprint(
             r.spent_date, r.person, r.project, r.task, None if weekly else r.description, r.hours,
@@ -586,7 +676,8 @@ def assemble_view(
     )
     return PortalView(
         client_name=client_cfg.name,
-        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact),
+        agency=AgencyView(name=agency.name, logo_url=agency.logo_url, accent_color=agency.accent_color, contact=agency.contact,
+                          ask=client_cfg.ask_about),
         # shown to the client in the agency's zone, with its offset, not in UTC
         as_of=rows.as_of.astimezone(zone) if rows.as_of is not None else None,
         generated_at=now.astimezone(zone),
@@ -615,6 +706,7 @@ def assemble_view(
         notes=client_cfg.notes,
         change_note=change_note(prev, snapshot, zone),
         snapshot=snapshot,
+        locale=client_cfg.locale or agency.locale,
     )
 
 
@@ -674,6 +766,12 @@ def _project_view(
         level, crossed = m.warning_level(use.percent, client_cfg.thresholds, over=over)
         if projected is not None:
             projection = (BurnPoint(today, _q(use.used)), BurnPoint(projected, _q(use.allocated)))
+        last = None
+        if use.period == "monthly" and use.period_start is not None:
+            last = m.budget_use(
+                entries, kind=use.kind, period="monthly", budget_seconds=proj.budget_seconds,
+                budget_money=proj.budget_money, currency=currency, today=use.period_start - dt.timedelta(days=1),
+            )
         budget = BudgetView(
             kind=use.kind, period=use.period, currency=currency if use.kind == "money" else None,
             allocated=_q(use.allocated), used=_q(use.used), left=_q(use.left), percent_consumed=use.percent,
@@ -682,6 +780,8 @@ def _project_view(
             burn_window_weeks=b.weeks, projected_run_out_date=projected,
             runs_out_before_end=(projected < proj.ends_on) if projected is not None and proj.ends_on is not None else None,
             explanation=m.explain(use, b, projected, proj.ends_on, currency or ""),
+            last_period_used=_q(last.used) if last is not None else None,
+            last_period_allocated=_q(last.allocated) if last is not None else None,
         )
     return ProjectView(
         anchor=f"project-{index}",

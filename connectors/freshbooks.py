@@ -32,6 +32,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -40,7 +41,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, ClassVar, Protocol
 from zoneinfo import ZoneInfo
@@ -116,17 +117,42 @@ def _client(raw: Mapping[str, Any], ctx: Context) -> Client | None:
     })
 
 
-def _project(raw: Mapping[str, Any], ctx: Context) -> Project:
-    # `budget` is time in seconds (FreshBooks SDK model docs; our fixtures agree: 720000 = 200 h).
-    # A fixed-price project's budget is its price instead.
+BUDGET_UNITS = ("auto", "seconds", "hours")
+
+
+def budget_seconds(value: Any, unit: str = "auto") -> int | None:
+    """A project's time `budget` in seconds; None for none (absent, empty or zero).
+
+    FreshBooks' own SDKs disagree on the wire type: two show an integer (`21600`, seconds:
+    durations are seconds everywhere in FreshBooks), one a decimal string (`"50.00"`, which
+    read as seconds would be a 50-second budget; the web app takes budgets in hours). So by
+    default ("auto") a number is seconds and a string is hours; the source's `budget_unit`
+    setting forces one unit for both if an account shows otherwise.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise RecordError(f"budget is {value!r}, expected a number", field="budget")
+    if unit not in BUDGET_UNITS:
+        raise ConfigError(f"budget_unit {unit!r} is not one of {', '.join(BUDGET_UNITS)}")
+    if unit == "auto":
+        unit = "hours" if isinstance(value, str) else "seconds"
+    amount = to_decimal(value, "budget")
+    if amount is None:
+        return None
+    if amount < 0:
+        raise RecordError(f"budget is negative ({value!r})", field="budget")
+    seconds = int((amount * 3600 if unit == "hours" else amount).to_integral_value())
+    return seconds or None  # a zero budget is no budget
+
+
+def _project(raw: Mapping[str, Any], ctx: Context, *, budget_unit: str = "auto") -> Project:
+    # A fixed-price project's price is a money budget; a time `budget` beside it is kept
+    # too (both amounts; the kind is hours, what a portal shows first, as for Productive).
     fixed = to_decimal(raw.get("fixed_price"), "fixed_price")
-    budget_s = to_int(raw["budget"], "budget") if raw.get("budget") not in (None, "", 0) else None
-    if raw.get("project_type") == "fixed_price" and fixed is not None:
-        kind, seconds, money = "money", None, fixed
-    elif budget_s is not None:
-        kind, seconds, money = "hours", budget_s, None
-    else:
-        kind, seconds, money = None, None, None
+    money = fixed if raw.get("project_type") == "fixed_price" and fixed else None
+    seconds = budget_seconds(raw.get("budget"), budget_unit)
+    kind = "hours" if seconds is not None else ("money" if money is not None else None)
     internal = bool(raw.get("internal"))
     return validated(Project, {
         "source": ctx.source,
@@ -165,6 +191,8 @@ def _person(raw: Mapping[str, Any], ctx: Context) -> Person:
         "role": text(raw.get("job_title")),
         "is_active": bool(raw.get("active", True)),
         "is_contractor": "contractor" in role_name,
+        # joined by the connector from team_member_rates (team members carry no rate themselves)
+        "default_hourly_rate": to_decimal(raw.get("rate"), "rate"),
         "updated_at": parse_datetime(raw.get("updated_at"), "updated_at"),
     })
 
@@ -178,7 +206,34 @@ def _task(raw: Mapping[str, Any], ctx: Context) -> Task | None:
         "name": text(raw.get("name")),
         "is_billable_default": bool(raw.get("billable", True)),
         "is_active": raw.get("vis_state", 0) == 0,
+        # joined by the connector from service_rates: a service-rate project bills at it
+        "default_hourly_rate": to_decimal(raw.get("rate"), "rate"),
     })
+
+
+def _local_day(raw: Mapping[str, Any], started: dt.datetime, agency_tz: ZoneInfo) -> dt.date:
+    """The day the person worked, on their own calendar.
+
+    Every recorded entry carries `local_started_at` (the person's wall clock, no offset)
+    and `local_timezone` (IANA): its date is the day. Without the wall clock, the UTC start
+    in `local_timezone`; without either, the UTC start in the agency's zone. Taking the
+    agency's zone first would move late or early work a day for an agency east or west of
+    its team.
+    """
+    local = raw.get("local_started_at")
+    if local not in (None, ""):
+        try:
+            # the wall clock as written; a stray "Z" or offset on it does not make it UTC
+            return dt.date.fromisoformat(str(local).strip()[:10])
+        except ValueError:
+            raise RecordError(f"local_started_at is {local!r}, not a date and time", field="local_started_at") from None
+    zone = raw.get("local_timezone")
+    if zone not in (None, ""):
+        try:
+            return started.astimezone(ZoneInfo(str(zone))).date()
+        except (KeyError, ValueError):
+            raise RecordError(f"local_timezone {zone!r} is not a known time zone", field="local_timezone") from None
+    return started.astimezone(agency_tz).date()
 
 
 def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
@@ -195,8 +250,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     return validated(TimeEntry, {
         "source": ctx.source,
         "source_id": ref_id(raw.get("id")),
-        # FreshBooks has no booking day: the day the work started, in the agency's zone.
-        "spent_date": started.astimezone(ctx.tz).date(),
+        # FreshBooks has no booking day: the day the work started, on the person's calendar.
+        "spent_date": _local_day(raw, started, ctx.tz),
         "seconds": seconds,
         "client_source_id": ref_id(raw.get("client_id")),
         "project_source_id": ref_id(raw.get("project_id")),
@@ -291,6 +346,16 @@ RESOURCES: Mapping[str, Resource] = {
     ),
 }
 
+# Rates live apart from what they price: services and team members list none themselves.
+# `service_rates` is one list for every service (the per-service `service/{id}/rate` would
+# cost a request each). `team_member_rates` is the path FreshBooks' web app and third-party
+# clients use; it is not in the public reference (UNCONFIRMED), so a 404 or 403 there only
+# means team-member rates are unknown, and the portal says so.
+RATE_PATHS = {
+    "tasks": ("comments/business/{business_id}/service_rates", "service_rates", "service_id"),
+    "people": ("timetracking/business/{business_id}/team_member_rates", "team_member_rates", "identity_id"),
+}
+
 FAMILY = {
     "clients": ACCOUNTING, "invoices": ACCOUNTING, "payments": ACCOUNTING,
     "projects": TRACKING, "time_entries": TRACKING,
@@ -356,6 +421,20 @@ class SecretStore(Protocol):
 
 REFRESH_TOKEN = "refresh_token"
 SEED_HASH = "refresh_token_seed_sha256"
+# The access token and its expiry (epoch seconds) are kept too, so that each `bridge run`
+# cycle (a new connector every 5 minutes) reuses it instead of spending the single-use
+# refresh token ~288 times a day: a refresh happens only when the access token is near expiry.
+ACCESS_TOKEN = "access_token"
+ACCESS_EXPIRES = "access_token_expires_at"
+REFRESHED_AT = "refreshed_at"
+
+
+def reauthorize_advice(source: SourceConfig) -> str:
+    """The one command that recovers a FreshBooks source whose refresh token is spent or revoked."""
+    advice = f"re-authorize with `bridge auth {source.name}`"
+    if source.refresh_token_env:
+        advice += f" (or put a new refresh token in {source.refresh_token_env})"
+    return advice
 
 
 def _sha256(value: str) -> str:
@@ -415,8 +494,10 @@ class TokenManager:
         return [s for s in self._known if s]
 
     def access_token(self) -> str:
-        """A valid access token, refreshing first when there is none or it is about to expire."""
+        """A valid access token: in memory, else the stored one if not near expiry, else refreshed."""
         with self._lock:
+            if self._access is None:
+                self._load_stored_access()
             if self._access is None or self.clock() >= self._expires_at:
                 self._refresh()
             assert self._access is not None
@@ -426,8 +507,19 @@ class TokenManager:
         """HTTP 401 mid-run: the token expired early or was revoked; refresh and retry once."""
         with self._lock:
             self._access = None
+            if self.store is not None:
+                self.store.put_secret(self.source.name, ACCESS_TOKEN, "")
             self._refresh()
         return True
+
+    def _load_stored_access(self) -> None:
+        if self.store is None:
+            return
+        access = self.store.get_secret(self.source.name, ACCESS_TOKEN)
+        expires = _float(self.store.get_secret(self.source.name, ACCESS_EXPIRES), 0.0)
+        if access and self.clock() < expires:
+            self._known.append(access)
+            self._access, self._expires_at = access, expires
 
     # -- internals --
     def _env_token(self) -> str | None:
@@ -457,7 +549,7 @@ class TokenManager:
             self._known.append(env_value)
             return env_value
         raise ConfigError(
-            f"sources '{self.source.name}': no FreshBooks refresh token; set one in {self.env_name}"
+            f"sources '{self.source.name}': not authorized with FreshBooks yet; {reauthorize_advice(self.source)}"
         )
 
     def _refresh(self) -> None:
@@ -502,6 +594,7 @@ class TokenManager:
         lifetime = _float(body.get("expires_in"), 12 * 3600.0)
         self._access = access
         self._expires_at = self.clock() + lifetime - min(REFRESH_MARGIN_S, lifetime / 10)
+        save_access(self.store, self.source.name, access, self._expires_at, self.clock())
         self.refreshes += 1
         log.info("%s: FreshBooks access token refreshed (valid %.0fs)", self.source.name, lifetime)
 
@@ -549,7 +642,8 @@ class TokenManager:
         if status in (400, 401, 403) and error in ("invalid_grant", ""):
             raise AuthError(
                 f"{name}: FreshBooks refused the refresh token (HTTP {status} {error or 'error'}); it was "
-                f"already used or revoked. Re-authorize: set a new refresh token in {self.env_name}",
+                f"already used (a refresh whose answer was lost, or another store holding a copy) or "
+                f"revoked: {reauthorize_advice(self.source)}",
                 source=name,
             )
         if status in (400, 401, 403):
@@ -557,13 +651,20 @@ class TokenManager:
             raise AuthError(
                 f"{name}: FreshBooks refused the token refresh (HTTP {status} {error}): {said} "
                 f"Check the client id and secret in {self.source.client_id_env} and "
-                f"{self.source.client_secret_env}, or re-authorize and set a new refresh token in {self.env_name}",
+                f"{self.source.client_secret_env}, or {reauthorize_advice(self.source)}",
                 source=name,
             )
         raise SourceError(
             f"{name}: the FreshBooks token endpoint answered HTTP {status}; the refresh token may or "
             "may not have been spent; the next run retries with the stored one", source=name,
         )
+
+
+def save_access(store: SecretStore, source: str, access: str, expires_at: float, now: float) -> None:
+    """Keep the access token for later processes (written after its refresh token, see _accept)."""
+    store.put_secret(source, ACCESS_TOKEN, access)
+    store.put_secret(source, ACCESS_EXPIRES, f"{expires_at:.0f}")
+    store.put_secret(source, REFRESHED_AT, f"{now:.0f}")
 
 
 def _float(value: Any, default: float) -> float:
@@ -617,8 +718,13 @@ class FreshBooksConnector:
             source, base_url=base, windows=[DEFAULT_RATE], headers=self._headers,
             on_unauthorized=self.tokens.on_unauthorized, secrets=self.tokens.secrets, limiter=limiter,
             transport=transport, retry=retry, sleep=sleep, clock=clock,
-            auth_advice=f"re-authorize the FreshBooks app and set a new refresh token in {self.tokens.env_name}",
+            auth_advice=reauthorize_advice(source),
         )
+        # Per instance: the project normalizer gets this source's budget unit bound in.
+        self.resources = {
+            **RESOURCES,
+            "projects": replace(RESOURCES["projects"], normalize=functools.partial(_project, budget_unit=source.budget_unit)),
+        }
         self._tenant: Tenant | None = None
         if source.account_id and source.business_id:
             self._tenant = Tenant(str(source.account_id), str(source.business_id))
@@ -661,8 +767,45 @@ class FreshBooksConnector:
     ) -> Iterator[Page]:
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since)}
+        rates: dict[str, Any] | None = None
         for body, token in _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource):
-            yield Page(_items(body, res, self.name), token)
+            items = _items(body, res, self.name)
+            if resource in RATE_PATHS:
+                if rates is None:  # once per run, after the list itself answered
+                    rates = self._rates(resource)
+                key = ID_OF.get(resource, lambda raw: ref_id(raw.get("id")))
+                items = [{**raw, "rate": rates.get(key(raw) or "")} for raw in items]
+            yield Page(items, token)
+
+    def _rates(self, resource: str) -> dict[str, Any]:
+        """id -> rate string, from the list FreshBooks keeps beside `resource`; {} if refused."""
+        template, items_key, id_key = RATE_PATHS[resource]
+        t = self.tenant()
+        path = template.format(account_id=t.account_id, business_id=t.business_id)
+        out: dict[str, Any] = {}
+        page = 1
+        try:
+            while True:
+                body = self.http.get_json(path, {"page": page, "per_page": PAGE_SIZE}, resource=f"{resource} rates")
+                rows = dig(body, items_key) or []
+                if not isinstance(rows, list):
+                    raise FatalSourceError(
+                        f"{self.name}: {items_key} page has no list; the API shape changed", source=self.name, resource=resource,
+                    )
+                for row in rows:
+                    if isinstance(row, Mapping) and row.get(id_key) is not None and row.get("rate") not in (None, ""):
+                        out[str(row[id_key])] = row["rate"]
+                pages = dig(body, "meta.pages")
+                if not isinstance(pages, int) or page >= pages or not rows:
+                    return out
+                page += 1
+        except (AuthError, FatalSourceError) as exc:
+            if resource != "people" and not isinstance(exc, AuthError):
+                raise
+            # a token without rate permission, or no team-member rates endpoint: rates unknown
+            log.warning("%s: %s rates not available (%s); their time is valued only where another rate applies",
+                        self.name, resource, str(exc)[:200])
+            return {}
 
     def ids(self, resource: str, window_start: dt.date | None) -> Iterator[str]:
         res = RESOURCES[resource]

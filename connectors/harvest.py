@@ -10,7 +10,9 @@
   time entries are reconciled by listing ids over a `from=<date>` window.
 - Rate limit: 100 requests per 15 s (reports: 100 per 15 min, not used here); 429 carries
   `Retry-After` in seconds.
-- Check: `GET /users/me`, the cheapest authenticated call.
+- Check: `GET /users/me`, the cheapest authenticated call. It also tells a token that may
+  not read a resource (403 after a working `/users/me`: a non-admin user) from a wrong
+  token; `access()` lists what the token may read.
 - Docs: https://help.getharvest.com/api-v2/ (notes in /work/shared/reference/apis.md §1).
 """
 
@@ -28,11 +30,12 @@ import httpx
 
 from bridge import normalize as n
 from bridge.config import SourceConfig
-from bridge.connector import Context, Page, Resource
-from bridge.errors import ConfigError, FatalSourceError, RecordError
+from bridge.connector import Access, Context, Page, Resource
+from bridge.errors import ConfigError, FatalSourceError, ForbiddenError, RecordError
 from bridge.http import RetryPolicy, client_for
 from bridge.models import Client, Invoice, Payment, Person, Project, Synced, Task, TaskAssignment, TimeEntry
 from bridge.pagination import NextLinkPager, dig
+from connectors.access import Identity, guarded
 
 BASE_URL = "https://api.harvestapp.com/v2"
 PAGE_SIZE = 2000
@@ -94,20 +97,27 @@ def _budget(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Harvest's `budget_by` names both the unit and the scope; we keep the unit and amount."""
     by = raw.get("budget_by") or "none"
     period = "monthly" if n.flag(raw, "budget_is_monthly") else "total"
+    none = {"budget_kind": None, "budget_period": None}
     if by in HOURS_BUDGETS:
         hours = raw.get("budget")
         seconds = None if hours is None else n.hours_to_seconds(hours, "budget")
+        if seconds == 0:
+            # `budget: 0.0` is what Harvest sends for a project budgeted per person (the
+            # budgets live on the assignments): no project budget, never a 0-hour one.
+            return none
         return {"budget_kind": "hours", "budget_period": period, "budget_seconds": seconds}
     if by in MONEY_BUDGETS:
         # A token without permission to see rates/amounts gets cost_budget null: the budget
         # exists but we cannot read it, which is not the same as a budget of 0.
         money = n.to_decimal(raw.get("cost_budget"), "cost_budget")
+        if money is not None and money == 0:
+            return none
         return {
             "budget_kind": "money", "budget_period": period,
             "budget_money": money, "budget_visible": money is not None,
         }
     if by == "none":
-        return {"budget_kind": None, "budget_period": None}
+        return none
     raise RecordError(f"budget_by is {by!r}, not a known Harvest budget type", field="budget_by")
 
 
@@ -187,6 +197,32 @@ def _task_assignment(raw: Mapping[str, Any], ctx: Context) -> TaskAssignment:
     })
 
 
+APPROVAL_STATES = frozenset({"unsubmitted", "submitted", "approved"})
+APPROVED_LOCK = "approved"  # locked_reason "Item Approved and Locked for this Time Period"
+
+
+def _approved(raw: Mapping[str, Any]) -> bool:
+    """Approved through Harvest's timesheet approval, and nothing else.
+
+    `approval_status` (newer payloads) is the answer when present. Older payloads mark an
+    approved entry `is_closed`, or lock it with an approval reason; an entry locked because
+    it was invoiced ("Item Invoiced and Locked for this Time Period") was never approved.
+    """
+    status = raw.get("approval_status")
+    if status is not None:
+        value = str(status).strip().lower()
+        if value not in APPROVAL_STATES:
+            raise RecordError(
+                f"approval_status is {status!r}, not one of {', '.join(sorted(APPROVAL_STATES))}",
+                field="approval_status",
+            )
+        return value == "approved"
+    if n.flag(raw, "is_closed"):
+        return True
+    reason = str(raw.get("locked_reason") or "").lower()
+    return n.flag(raw, "is_locked") and APPROVED_LOCK in reason
+
+
 @n.record
 def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     # `hours` includes a running timer's time so far; the next sync brings the final value.
@@ -206,8 +242,7 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
         "is_billable": is_billable,
         "is_running": n.flag(raw, "is_running"),
         "is_invoiced": n.flag(raw, "is_billed"),
-        # Harvest marks approval as closed; invoicing or a period lock sets is_locked.
-        "is_approved": n.flag(raw, "is_closed") or n.flag(raw, "is_locked"),
+        "is_approved": _approved(raw),
         "invoice_source_id": n.ref_id(raw.get("invoice")),
         "notes": n.text(raw.get("notes")),
         "billable_rate": rate,
@@ -242,7 +277,9 @@ def _invoice(raw: Mapping[str, Any], ctx: Context) -> Invoice:
         "due_amount": due_amount,
         "currency": n.currency(raw.get("currency")),
         "status": n.invoice_status(
-            "harvest", raw.get("state"), amount=amount, due_amount=due_amount, due_date=due_date, today=ctx.today
+            "harvest", raw.get("state"), amount=amount, due_amount=due_amount, due_date=due_date, today=ctx.today,
+            # a draft that already has a payment (seen in recorded responses) is not a draft
+            received=raw.get("paid_at") is not None or raw.get("paid_date") is not None,
         ),
         "subject": n.text(raw.get("subject")),
     })
@@ -285,6 +322,52 @@ RESOURCES: Mapping[str, Resource] = MappingProxyType({
         ),
     )
 })
+
+
+# Who may list what, from the "Required permissions" section of each Harvest v2 page; a
+# 403 on a resource names it, so the agency knows which permission to give.
+ROLE_NEEDED: Mapping[str, str] = MappingProxyType({
+    "clients": "an Administrator, or a Manager with permission to create and edit clients",
+    "projects": "an Administrator, or a Manager (who sees the projects they manage)",
+    "people": "an Administrator, or a Manager (who sees the people they manage)",
+    "tasks": "an Administrator, or a Manager with permission to create and edit tasks",
+    "task_assignments": "an Administrator, or a Manager of the projects",
+    "time_entries": "any user; a Member sees only their own time, a Manager their projects' time",
+    "invoices": "an Administrator, or a Manager with permission to create and edit invoices",
+    "payments": "an Administrator, or a Manager with permission to create and edit invoices",
+})
+
+
+def _who(me: Any) -> str:
+    if not isinstance(me, Mapping):
+        return "unknown user"
+    name = " ".join(p for p in (n.text(me.get("first_name")), n.text(me.get("last_name"))) if p)
+    return name or n.text(me.get("email")) or f"user {me.get('id')}"
+
+
+def _roles(me: Any) -> list[str]:
+    roles = me.get("access_roles") if isinstance(me, Mapping) else None
+    return [str(r) for r in roles] if isinstance(roles, list) else []
+
+
+def rates_visible(me: Any) -> bool | None:
+    """`can_see_rates` when Harvest sends it; an administrator always sees rates."""
+    if not isinstance(me, Mapping):
+        return None
+    if isinstance(me.get("can_see_rates"), bool):
+        return bool(me["can_see_rates"])
+    if me.get("is_admin") is True or "administrator" in _roles(me):
+        return True
+    return None
+
+
+def permission_advice(resource: str, me: Any) -> str:
+    roles = ", ".join(_roles(me)) or ("administrator" if isinstance(me, Mapping) and me.get("is_admin") else "member")
+    need = ROLE_NEEDED.get(resource, "an Administrator")
+    return (
+        f"in Harvest, listing {resource} needs {need}; this token belongs to {_who(me)} (access roles: {roles}). "
+        "Give that user the permission (Team > the person > Permissions), or use a token of a user who has it."
+    )
 
 
 def _utc_z(since: dt.datetime) -> str:
@@ -337,13 +420,34 @@ class HarvestConnector:
         )
         self.limiter = self.http.limiter
         self.pager = NextLinkPager("links.next")
+        self.identity = Identity(lambda: self.http.get_json(CHECK_PATH, resource="users/me"))
 
     @property
     def requests(self) -> int:
         return self.http.requests
 
     def check(self) -> None:
-        self.http.get_json(CHECK_PATH, resource="check")
+        self.identity.remember(self.http.get_json(CHECK_PATH, resource="check"))
+
+    def access(self) -> Access:
+        """Who the token is, whether it sees rates, and which resources it may list (one
+        request each, `per_page=1`)."""
+        me = self.identity.remember(self.http.get_json(CHECK_PATH, resource="check"))
+        readable: dict[str, bool] = {}
+        for res in self.resources.values():
+            if res.parent:
+                readable[res.name] = readable.get(res.parent, True)  # read through the parent
+                continue
+            try:
+                self.http.get_json(res.path, {"per_page": 1, **res.params}, resource=res.name)
+                readable[res.name] = True
+            except ForbiddenError:
+                readable[res.name] = False
+        facts = {k: me.get(k) for k in ("is_admin", "can_see_rates", "access_roles") if isinstance(me, Mapping) and k in me}
+        return Access(
+            who=_who(me), facts=facts, rates_visible=rates_visible(me), readable=readable,
+            advice={r: permission_advice(r, me) for r, ok in readable.items() if not ok},
+        )
 
     def pages(
         self,
@@ -395,7 +499,12 @@ class HarvestConnector:
         if res.parent and parent_id is None:
             raise ValueError(f"harvest: {res.name} is fetched per {res.parent} row; pass parent_id")
         path = res.path.format(parent_id=quote(str(parent_id), safe="")) if res.parent else res.path
-        for body, nxt in self.pager.pages(self.http, path, params, resume=resume, resource=res.name):
+        bodies = guarded(
+            self.pager.pages(self.http, path, params, resume=resume, resource=res.name),
+            identity=self.identity, source=self.name, resource=res.name,
+            advice=lambda me: permission_advice(res.name, me),
+        )
+        for body, nxt in bodies:
             items = dig(body, res.items_key)
             if not isinstance(items, list):
                 raise FatalSourceError(

@@ -6,6 +6,12 @@ A JSON:API resource keeps its fields under `attributes` and its links under
 and test on one flat dict, so `flatten` merges the attributes up and replaces every
 to-one linkage by the linked resource, itself flattened, or by a bare `{"id", "type"}`
 stub when the server did not include it.
+
+Productive sends linkage only for relationships the request names in `include=`; the
+others arrive as `{"meta": {"included": false}}` (recorded from the live API). Such a
+relationship is unknown, not empty: `flatten` lists its name under NOT_INCLUDED and
+`link_id` refuses to read it, so a request that forgot an include fails loudly (and the
+contract tests catch it) instead of storing an entry without its client.
 """
 
 from __future__ import annotations
@@ -13,7 +19,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bridge.errors import RecordError
+
 Key = tuple[str, str]
+# Where a flattened resource lists the relationships the server reported as not included.
+NOT_INCLUDED = "_not_included"
+
+
+class NotIncluded(RecordError):
+    """A normalizer read a relationship the request did not ask for: a bug in the request."""
 
 
 def _is_map(obj: Any) -> bool:
@@ -44,14 +58,19 @@ def flatten(
     out: dict[str, Any] = {"id": str(resource.get("id")), "type": resource.get("type")}
     attributes = resource.get("attributes") or {}
     out.update(attributes)
+    skipped: list[str] = []
     for name, rel in (resource.get("relationships") or {}).items():
         if not _is_map(rel) or "data" not in rel:
+            if _is_map(rel):
+                skipped.append(name)
             continue
         linkage = rel["data"]
         if isinstance(linkage, list):
             out[name] = [_resolve(link, included, depth, memo) for link in linkage]
         else:
             out[name] = _resolve(linkage, included, depth, memo)
+    if skipped:
+        out[NOT_INCLUDED] = tuple(skipped)
     return out
 
 
@@ -88,6 +107,31 @@ def dig_id(obj: Any, *path: str) -> str | None:
     for name in path:
         if not _is_map(cur):
             return None
+        cur = cur.get(name)
+    if _is_map(cur) and cur.get("id") is not None:
+        return str(cur["id"])
+    return None
+
+
+def link_id(obj: Any, *path: str) -> str | None:
+    """Like `dig_id`, but a step the server reported as not included raises NotIncluded.
+
+    `None` means "linked to nothing" (`data: null`) or "no such relationship"; a
+    relationship sent as `meta.included: false` is never taken for either.
+    """
+    cur = obj
+    walked: list[str] = []
+    for name in path:
+        if not _is_map(cur):
+            return None
+        walked.append(name)
+        if name not in cur and name in (cur.get(NOT_INCLUDED) or ()):
+            dotted = ".".join(walked)
+            raise NotIncluded(
+                f"relationship {dotted!r} came without linkage (meta.included false): the request must name "
+                f"it in include=; this is a bug in the bridge's request, not a record without {name}",
+                field=dotted,
+            )
         cur = cur.get(name)
     if _is_map(cur) and cur.get("id") is not None:
         return str(cur["id"])

@@ -17,9 +17,15 @@
   reconcile>` names deleted time entries; a window reconciliation of time entry ids (from
   `filter[after]=<date>`) backs it up, since the event and item_type spellings are
   unconfirmed. Other resources are reconciled against a full listing.
-- Time -> project -> client: an entry links only to its service; `include=service,service.deal`
-  brings the service and its deal (budget) in the same response, and the deal links its
-  project and company, so no request per entry is needed.
+- Linkage: a relationship carries `data` only when the request names it in `include=`
+  (recorded from the live API: every other one but `organization` is
+  `{"meta": {"included": false}}`). Each resource therefore asks for exactly what its
+  normalizer reads (INCLUDES), normalizers read links through `jsonapi.link_id`, which
+  refuses a relationship reported as not included, and tests/connectors/test_contract.py
+  fails when a normalizer reads one the request never asked for.
+- Time -> project -> client: an entry links only to its service; `include=service.deal.project`
+  and `service.deal.company` bring the service, its deal (budget), and the deal's project
+  and company in the same response, so no request per entry is needed.
 - Budgets are deals with `budget: true` (`/deals?filter[type]=2`). Projects have no budget
   fields of their own, so the projects resource first lists the budgets, then attaches
   each project's budgets to it; the one project normalizer writes the whole row, budget
@@ -61,7 +67,16 @@ RATE_LIMITS = [(100, 10.0), (4000, 1800.0)]  # (requests, seconds), both enforce
 DEFAULT_MONEY_SCALE = 100
 CHECK_PATH = "people"
 BUDGETS_PATH = "deals"
-BUDGETS_PARAMS: Mapping[str, Any] = MappingProxyType({"filter[type]": 2})
+# What each listing must name in include= (linkage comes only for what is named): exactly
+# the relationships its normalizer reads. test_contract.py holds the normalizers to it.
+INCLUDES: Mapping[str, str] = MappingProxyType({
+    "projects": "company",
+    "budgets": "project,company",
+    "time_entries": "person,service,service.deal,service.deal.project,service.deal.company",
+    "invoices": "company",
+    "payments": "invoice",
+})
+BUDGETS_PARAMS: Mapping[str, Any] = MappingProxyType({"filter[type]": 2, "include": INCLUDES["budgets"]})
 ACTIVITIES_PATH = "activities"
 # Where pages() puts a project's budgets (flattened deals), for the pure project normalizer.
 BUDGETS_KEY = "budgets"
@@ -266,7 +281,7 @@ def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
     return n.validated(Project, {
         **_common(raw, ctx),
         "updated_at": changed,
-        "client_source_id": jsonapi.dig_id(raw, "company"),
+        "client_source_id": jsonapi.link_id(raw, "company"),
         "name": n.required_text(raw),
         "code": n.text(raw.get("project_number")) or n.text(raw.get("number")),
         "is_active": raw.get("archived_at") is None,
@@ -281,6 +296,7 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MO
         raise RecordError("time is missing", field="time")
     minutes = _minutes(raw, "time")
     billable_minutes = _minutes(raw, "billable_time")
+    jsonapi.link_id(raw, "service", "deal")  # raises if the request left the service's deal out
     service = raw.get("service") if isinstance(raw.get("service"), Mapping) else {}
     deal = service.get("deal") if isinstance(service.get("deal"), Mapping) else {}
     rate = _hourly_price(service, scale) if billable_minutes else None
@@ -289,11 +305,11 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MO
     return n.validated(TimeEntry, {
         **_common(raw, ctx),
         "updated_at": n.parse_datetime(raw.get("updated_at"), "updated_at") or _changed_at(raw),
-        # the deal knows its project and company; the project's own company wins if included
-        "client_source_id": jsonapi.dig_id(deal, "project", "company") or jsonapi.dig_id(deal, "company"),
-        "project_source_id": jsonapi.dig_id(deal, "project"),
-        "person_source_id": jsonapi.dig_id(raw, "person"),
-        "task_source_id": jsonapi.dig_id(raw, "service"),
+        # the entry's budget (deal) knows its project and company
+        "client_source_id": jsonapi.link_id(deal, "company"),
+        "project_source_id": jsonapi.link_id(deal, "project"),
+        "person_source_id": jsonapi.link_id(raw, "person"),
+        "task_source_id": jsonapi.link_id(raw, "service"),
         "spent_date": n.require_date(raw.get("date"), "date"),
         "seconds": minutes * 60,
         "is_billable": billable_minutes > 0,
@@ -335,7 +351,7 @@ def _invoice(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
     return n.validated(Invoice, {
         **_common(raw, ctx),
         "updated_at": n.parse_datetime(raw.get("updated_at"), "updated_at") or _changed_at(raw),
-        "client_source_id": jsonapi.dig_id(raw, "company"),
+        "client_source_id": jsonapi.link_id(raw, "company"),
         "number": n.text(raw.get("number")),
         "issue_date": n.parse_date(raw.get("invoiced_on"), "invoiced_on"),
         "due_date": due_date,
@@ -353,7 +369,7 @@ def _invoice(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
 
 @n.record
 def _payment(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY_SCALE) -> Payment:
-    invoice = jsonapi.dig_id(raw, "invoice")
+    invoice = jsonapi.link_id(raw, "invoice")
     if invoice is None:
         raise RecordError("the payment's invoice is missing", field="invoice")
     return n.validated(Payment, {
@@ -369,7 +385,7 @@ def attach_budgets(projects: list[dict[str, Any]], deals: Sequence[Mapping[str, 
     """Give each flattened project the flattened budget deals that point at it."""
     by_project: dict[str, list[Mapping[str, Any]]] = {}
     for deal in deals:
-        pid = jsonapi.dig_id(deal, "project")
+        pid = jsonapi.link_id(deal, "project")
         if pid is not None and deal.get("budget") is not False:
             by_project.setdefault(pid, []).append(deal)
     return [{**p, BUDGETS_KEY: by_project.get(str(p.get("id")), [])} for p in projects]
@@ -385,13 +401,16 @@ RESOURCES: Mapping[str, Resource] = MappingProxyType({
         Resource("tasks", "services", None, _task, Task, incremental=False),
         # Not reconciled: whether /projects lists archived projects by default is unconfirmed,
         # and taking an archived project for a deleted one would hide its history.
-        Resource("projects", "projects", None, _project, Project, incremental=False, reconcile=None),
+        Resource(
+            "projects", "projects", None, _project, Project, incremental=False, reconcile=None,
+            params={"include": INCLUDES["projects"]},
+        ),
         Resource(
             "time_entries", "time_entries", None, _time_entry, TimeEntry, reconcile="window",
-            params={"include": "service,service.deal", "sort": "-updated_at"},
+            params={"include": INCLUDES["time_entries"], "sort": "-updated_at"},
         ),
-        Resource("invoices", "invoices", None, _invoice, Invoice, incremental=False),
-        Resource("payments", "payments", None, _payment, Payment, incremental=False),
+        Resource("invoices", "invoices", None, _invoice, Invoice, incremental=False, params={"include": INCLUDES["invoices"]}),
+        Resource("payments", "payments", None, _payment, Payment, incremental=False, params={"include": INCLUDES["payments"]}),
     )
 })
 # Normalizers that read money take the source's money_scale; the connector binds it.

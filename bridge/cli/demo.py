@@ -10,30 +10,52 @@ import click
 
 from bridge.cli import wiring
 from bridge.cli.base import Env, cli, handle_errors
+from bridge.cli.portals import held_back_text
 from bridge.cli.sources import sync
 from bridge.errors import BridgeError
 
 
-@cli.command()
+class _SandboxCommand(click.Command):
+    """Appends the sandbox's admin API (kept once, in connectors/sandbox/server.py) to --help."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        from connectors.sandbox.server import ADMIN_HELP
+
+        formatter.write_paragraph()
+        with formatter.indentation():
+            for line in ADMIN_HELP.rstrip().splitlines():  # verbatim: the route table is aligned
+                formatter.write(" " * formatter.current_indent + line + "\n")
+
+
+@cli.command(cls=_SandboxCommand)
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated agency (same seed, same data).")
-@click.option("--entries", type=int, default=1500, show_default=True, help="How many time entries to generate.")
+@click.option("--entries", type=int, default=1500, show_default=True,
+              help="How many time entries to generate (per provider account).")
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="The agency's 'today' (default: the real date).")
 @click.option("--no-rate-limits", is_flag=True, help="Do not simulate the providers' rate limits (benchmarks).")
-def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool) -> None:
-    """Serve Harvest (and every other provider the sandbox has) locally, from a generated agency.
+@click.option("--shared-agency", is_flag=True,
+              help="Every provider serves the same agency under the same ids (connector comparisons) "
+                   "instead of its own account.")
+def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool, shared_agency: bool) -> None:
+    """Serve Harvest, FreshBooks and Productive.io locally, each from its own generated account.
 
+    Stands in for three real tracker accounts of one agency: each provider serves its own
+    clients and projects, and two clients are tracked in two trackers under different ids.
     Prints each provider's base URL and the demo credentials, then serves until Ctrl-C.
-    The admin API (edit data, inject faults, read counters) is under /_sandbox/.
+    FreshBooks' OAuth authorization-code flow works too (`bridge auth`): its authorize page
+    approves at once and redirects with a code.
 
     \b
     Example:
-      bridge sandbox --port 8765 --entries 200000 --no-rate-limits
+      bridge sandbox --port 8765
+      bridge sandbox --port 8765 --entries 200000 --no-rate-limits --shared-agency
     """
     from connectors.sandbox import describe, start_sandbox
 
     server = start_sandbox(seed=seed, entries=entries, port=port, rate_limits=not no_rate_limits,
-                           today=today.date() if today else None)
+                           today=today.date() if today else None, shared=shared_agency)
     for line in describe(server):
         click.echo(line)
     click.echo("Press Ctrl-C to stop.")
@@ -160,5 +182,12 @@ def _demo_publish(env: Env, out: Path) -> None:
     for o in report.outcomes:
         if o.ok:
             click.echo(f"  {env.config.client(o.client_key).name}: {o.url}")
+            note = held_back_text(o)
+            if note:
+                click.echo(f"    {note}")
         else:
             click.echo(f"  {o.client_key}: FAILED - {o.error}", err=True)
+    if report.failed:
+        names = ", ".join(o.client_key for o in report.failed)
+        raise BridgeError(f"{len(report.failed)} of {len(report.outcomes)} demo portals failed to publish ({names}); "
+                          "see the errors above")

@@ -56,8 +56,33 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
 
         send_again(env.store, env.config, keys, compose=mail.invitation, send=lambda m: mail.send_message(env.config.smtp, m))
 
+    def verify(keys: set[str]) -> None:
+        from bridge.cli.verify import run_verify
+        from bridge.verify import report_lines
+
+        for line in report_lines(run_verify(env, tuple(sorted(keys)))):
+            (log.warning if line.lstrip().startswith(("DIFF", "ERROR")) else log.info)("verify: %s", line)
+
+    def digest() -> None:
+        send_digests_now(env)
+
     return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts,
-                reinvite=reinvite if publish else None)
+                reinvite=reinvite if publish else None, digest=digest if publish else None,
+                verify=verify)
+
+
+def send_digests_now(env: Env, clients: list[str] | None = None, *, dry_run: bool = False,
+                     force: bool = False) -> list[Any]:
+    """The weekly digests that are due, through [smtp], each in its client's language."""
+    from bridge.digest import send_digests
+    from bridge.models import utcnow
+    from bridge.views import build_portal_view
+
+    now = utcnow()
+    mailer = wiring.digest_sender(env)
+    return send_digests(env.store, env.config, now=now, clients=clients, dry_run=dry_run, force=force,
+                        build_view=lambda client: build_portal_view(env.store, env.config, client, now=now),
+                        send=mailer)
 
 
 @cli.command()
@@ -166,4 +191,40 @@ def alerts(env: Env, dry_run: bool, clients: tuple[str, ...]) -> None:
         for err in r.errors:
             click.echo(f"{line} - {err}", err=True)
     if any(not r.recorded for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--client", "clients", multiple=True, help="Only this client (repeatable); sends even without `digest = true`.")
+@click.option("--dry-run", is_flag=True, help="Say who would get a digest now; send and record nothing.")
+@click.option("--force", is_flag=True, help="Send again a week that was already sent.")
+@pass_env
+@handle_errors
+def digest(env: Env, clients: tuple[str, ...], dry_run: bool, force: bool) -> None:
+    """Send the weekly digest: last week's hours, each budget's status and the portal link.
+
+    Clients with `digest = true` get one mail a week, in their own language, to their
+    `contacts`; `bridge run` sends it by itself, so this command is for a first try or a
+    resend. The figures are the portal's own. Exits 1 if a digest could not be delivered.
+
+    \b
+    Example:
+      bridge digest --client acme --dry-run
+    """
+    for key in clients:
+        env.config.client(key)
+    results = send_digests_now(env, list(clients) or None, dry_run=dry_run, force=force)
+    if not results:
+        click.echo("No client has `digest = true`; name one with --client to send it anyway.")
+    failed = False
+    for r in results:
+        week = f" (week of {r.week_start:%Y-%m-%d})" if r.week_start else ""
+        if r.sent_to and r.skipped is None:
+            click.echo(f"{r.client_key}{week}: sent to {', '.join(r.sent_to)}")
+        elif r.skipped == "dry run":
+            click.echo(f"{r.client_key}{week}: would send to {', '.join(r.sent_to)}")
+        else:
+            failed = failed or (r.skipped or "").startswith("not delivered")
+            click.echo(f"{r.client_key}{week}: not sent - {r.skipped}", err=bool(failed))
+    if failed:
         sys.exit(1)

@@ -22,6 +22,18 @@ def expiry_text(expires_at: Any, now: Any) -> str:
         f"expires {expires_at:%Y-%m-%d %H:%M} UTC (in {rest // 3600}h {rest % 3600 // 60}m)"
 
 
+def held_back_text(outcome: Any) -> str:
+    """'3 descriptions withheld: run `bridge review acme`' (and how many were redacted)."""
+    parts = []
+    if outcome.withheld:
+        parts.append(f"{outcome.withheld} description{'s' if outcome.withheld != 1 else ''} withheld")
+    if outcome.redacted:
+        parts.append(f"{outcome.redacted} redacted")
+    if not parts:
+        return ""
+    return f"{', '.join(parts)}: run `bridge review {outcome.client_key}`"
+
+
 def _print_publish(env: Env, report: Any) -> None:
     from bridge.models import utcnow
 
@@ -31,6 +43,9 @@ def _print_publish(env: Env, report: Any) -> None:
             click.echo(f"{o.client_key}: {o.url}")
             click.echo(f"  {expiry_text(o.expires_at, now)}; {o.uploaded} uploaded, {o.deleted} deleted, "
                        f"{o.unchanged} unchanged")
+            note = held_back_text(o)
+            if note:
+                click.echo(f"  {note}")
         else:
             click.echo(f"{o.client_key}: FAILED - {o.error}", err=True)
 
@@ -48,6 +63,8 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
     reader never sees half a portal. Links stay the same until they are due for
     renewal (`publish.refresh_before`); `bridge links --refresh` renews them now.
     With --out, portals go to a local folder and the stored links are left alone.
+    A client none of whose configured ids matches a synced client is refused (its
+    portal would be empty; `bridge discover` lists the real ids).
     Exits 1 if any client failed; the others are still published.
 
     \b
@@ -55,12 +72,24 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
       bridge publish --client acme
       bridge publish --out ./site-check
     """
-    from bridge.publishing import publish_all
+    from bridge.discovery import require_known_ids
+    from bridge.errors import BridgeError
+    from bridge.publishing import publish_all, select_clients
 
-    report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(), clients=list(clients) or None,
-                         record=out_dir is None, protect=wiring.protector(env))
-    _print_publish(env, report)
-    if not report.ok:
+    chosen, refused = [], False
+    for c in select_clients(env.config, list(clients) or None):
+        try:
+            require_known_ids(env.store, c)
+            chosen.append(c.key)
+        except BridgeError as exc:
+            refused = True
+            click.echo(f"{c.key}: REFUSED - {exc}", err=True)
+    if chosen:
+        report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(), clients=chosen,
+                             record=out_dir is None, protect=wiring.protector(env))
+        _print_publish(env, report)
+        refused = refused or not report.ok
+    if refused:
         sys.exit(1)
 
 

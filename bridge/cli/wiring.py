@@ -66,3 +66,30 @@ def s3_client(region: str | None, endpoint_url: str | None) -> Any:
 
     return boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
 
+
+
+def tracker_reports(env: Env) -> Callable[[str, list[str], Any], Any]:
+    """fetch(source, client ids, today): the tracker's own aggregates, for `bridge verify`."""
+    from connectors.reports import tracker_figures
+
+    make = connector_factory(env)
+
+    def fetch(source: str, client_ids: list[str], today: Any) -> Any:
+        conn = make(env.config.source(source))
+        try:
+            return tracker_figures(conn, client_ids, today)
+        finally:
+            conn.close()
+
+    return fetch
+
+
+def digest_sender(env: Env) -> Callable[[Any, list[str]], None]:
+    """Words a weekly digest in the client's language and sends it through [smtp]."""
+    from publishers.digest_mail import digest_message
+    from publishers.mail import send_message
+
+    def send(digest: Any, to: list[str]) -> None:
+        send_message(env.config.smtp, digest_message(env.config, digest, to))
+
+    return send

@@ -1,6 +1,11 @@
 """FreshBooks in its wire shapes, mounted at /freshbooks (base_url = http://HOST:PORT/freshbooks).
 
-OAuth: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
+OAuth, authorization code: `GET /oauth/authorize?client_id=…&response_type=code&redirect_uri=…`
+stands in for auth.freshbooks.com's login and consent page: it approves at once and answers 302
+to `redirect_uri?code=…` (a code lives 5 minutes and works once, for that redirect_uri); then
+`POST /auth/oauth/token` with grant_type=authorization_code, code, redirect_uri, client_id and
+client_secret answers the first access and refresh tokens.
+OAuth, refresh: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
 client_secret and refresh_token answers a Bearer access token living `access_lifetime` seconds
 (12 h by default; tests make it short) and a NEW refresh token. Refresh tokens are single use:
 a spent one is answered 400 invalid_grant. Tokens are signed with the client secret, so a
@@ -10,8 +15,9 @@ endpoint family's error body (tests/fixtures/freshbooks/errors.json).
 
 Paths: identity `/auth/api/v1/users/me`, team `/auth/api/v1/businesses/{business_id}/team_members`,
 accounting `/accounting/account/{account_id}/{users/clients,invoices/invoices,payments/payments}`,
-`/projects/business/{business_id}/projects`, `/comments/business/{business_id}/services`,
-`/timetracking/business/{business_id}/time_entries`. Paging is `page`/`per_page` (silently
+`/projects/business/{business_id}/projects`, `/comments/business/{business_id}/services`
+(rates: `…/service_rates`, `…/service/{id}/rate`), `/timetracking/business/{business_id}/time_entries`
+and `…/team_member_rates`. Paging is `page`/`per_page` (silently
 capped at 100; page 0 is page 1; past the end is an empty list); accounting bodies carry
 `page, pages, per_page, total` in `response.result`, projects/services/time in `meta`, team
 members only `meta.total`. Incremental: `updated_since` (UTC, inclusive) on projects and time
@@ -97,6 +103,7 @@ class FreshBooksState(VersionCache):
     clock: Callable[[], float] = time.time  # token expiry only; tests move it
     access: dict[str, float] = field(default_factory=dict)  # access token -> expires at
     spent: set[str] = field(default_factory=set)  # refresh tokens already used
+    codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # auth code -> (redirect_uri, expires at)
     refreshes: int = 0
     caches: dict[Any, Any] = field(default_factory=dict)
 
@@ -128,6 +135,8 @@ ROUTES = Router(lambda request: json_response(ERRORS["projects_404"], 404))
 def handle(request: Request, agency: Agency, state: FreshBooksState) -> Response:
     if request.method == "POST" and request.path == "/auth/oauth/token":
         return token(request, state)
+    if request.method == "GET" and request.path == "/oauth/authorize":
+        return authorize(request, state)
     auth = request.header("Authorization") or ""
     bearer = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
     expires = state.access.get(bearer)
@@ -158,13 +167,20 @@ def token(request: Request, state: FreshBooksState) -> Response:
         return json_response({"error": "invalid_request", "error_description": "The request is missing a required parameter."}, 400)
     if body.get("client_id") != state.client_id or body.get("client_secret") != state.client_secret:
         return json_response(ERRORS["invalid_client"], 401)
-    if body.get("grant_type") != "refresh_token":
+    grant = body.get("grant_type")
+    if grant == "authorization_code":
+        code = str(body.get("code") or "")
+        issued = state.codes.pop(code, None)  # a code works once, even when refused
+        if issued is None or state.clock() >= issued[1] or str(body.get("redirect_uri") or "") != issued[0]:
+            return json_response(ERRORS["invalid_grant"], 400)
+    elif grant == "refresh_token":
+        presented = str(body.get("refresh_token") or "")
+        if not state.refresh_is_valid(presented):
+            return json_response(ERRORS["invalid_grant"], 400)
+        state.spent.add(presented)
+    else:
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "The authorization grant type is not supported by the authorization server."}, 400)
-    presented = str(body.get("refresh_token") or "")
-    if not state.refresh_is_valid(presented):
-        return json_response(ERRORS["invalid_grant"], 400)
-    state.spent.add(presented)
     state.refreshes += 1
     access = "fbat-" + secrets.token_hex(16)
     now = state.clock()
@@ -178,6 +194,24 @@ def token(request: Request, state: FreshBooksState) -> Response:
                  "user:invoices:read user:payments:read user:teams:read",
         "created_at": int(now),
     })
+
+
+def authorize(request: Request, state: FreshBooksState) -> Response:
+    """The consent page, approved at once: 302 to the redirect URI with a fresh code."""
+    from urllib.parse import urlencode
+
+    redirect_uri = request.arg("redirect_uri") or ""
+    if request.arg("client_id") != state.client_id or request.arg("response_type") != "code" or \
+            not redirect_uri.startswith(("http://", "https://")):
+        return Response(400, "<h1>Invalid authorization request</h1><p>Unknown client_id, or "
+                        "response_type is not code, or no redirect_uri.</p>", {}, "text/html; charset=utf-8")
+    code = secrets.token_hex(20)
+    state.codes[code] = (redirect_uri, state.clock() + 300)
+    query = {"code": code}
+    if request.arg("state"):
+        query["state"] = str(request.arg("state"))
+    sep = "&" if "?" in redirect_uri else "?"
+    return Response(302, "", {"Location": f"{redirect_uri}{sep}{urlencode(query)}"}, "text/html; charset=utf-8")
 
 
 # ---- formatting --------------------------------------------------------------------------------
@@ -389,6 +423,49 @@ def services(request: Request, agency: Agency, state: FreshBooksState, business_
     return meta_page(request, "services", items, lambda t: service(t, state))
 
 
+def service_rate(t: Task, state: FreshBooksState) -> dict[str, Any]:
+    return {"business_id": state.business_id, "service_id": t.id, "rate": amount(t.hourly_rate)}
+
+
+@ROUTES.get(r"/comments/business/(?P<business_id>\d+)/service_rates")
+@_guard
+def service_rates(request: Request, agency: Agency, state: FreshBooksState, business_id: str) -> Response:
+    """Every service that has a rate (a service without one is simply not listed)."""
+    _check_business(state, business_id)
+    items = [t for t in sorted(agency.tasks.values(), key=lambda t: t.id) if t.hourly_rate is not None]
+    return meta_page(request, "service_rates", items, lambda t: service_rate(t, state))
+
+
+@ROUTES.get(r"/comments/business/(?P<business_id>\d+)/service/(?P<service_id>\d+)/rate")
+@_guard
+def one_service_rate(request: Request, agency: Agency, state: FreshBooksState, business_id: str, service_id: str) -> Response:
+    _check_business(state, business_id)
+    t = agency.tasks.get(int(service_id))
+    if t is None or t.hourly_rate is None:
+        raise LookupError
+    return json_response({"service_rate": service_rate(t, state)})
+
+
+@ROUTES.get(r"/timetracking/business/(?P<business_id>\d+)/team_member_rates")
+@_guard
+def team_member_rates(request: Request, agency: Agency, state: FreshBooksState, business_id: str) -> Response:
+    _check_business(state, business_id)
+    items = sorted(agency.people.values(), key=lambda p: p.id)
+    return meta_page(request, "team_member_rates", items, lambda p: {
+        "business_id": state.business_id, "identity_id": p.id, "rate": amount(p.hourly_rate)})
+
+
+def billing_method(p: Project, agency: Agency) -> str:
+    """Where FreshBooks finds the rate of this project's time, matching the agency's own rule
+    (project rate, else the task's, else the person's)."""
+    if p.hourly_rate:
+        return "project_rate"
+    billable = [agency.tasks[t] for t in p.task_ids if agency.tasks[t].billable_by_default]
+    if billable and all(t.hourly_rate is not None for t in billable):
+        return "service_rate"
+    return "team_member_rate"
+
+
 def _logged(agency: Agency, state: FreshBooksState) -> dict[int, int]:
     def build() -> dict[int, int]:
         out: dict[int, int] = {}
@@ -408,7 +485,7 @@ def project(p: Project, agency: Agency, state: FreshBooksState, *, group: bool, 
         "id": p.id, "title": p.name, "description": p.notes, "due_date": p.ends_on.isoformat() if p.ends_on else None,
         "client_id": p.client_id, "internal": not p.is_billable, "budget": budget,
         "fixed_price": amount(p.fee) if fixed else None, "rate": amount(p.hourly_rate),
-        "billing_method": "project_rate" if p.hourly_rate or fixed else "service_rate",
+        "billing_method": billing_method(p, agency),
         "project_type": "fixed_price" if fixed else "hourly_rate", "project_manager_id": p.manager_id,
         "active": p.is_active, "complete": not p.is_active, "sample": False,
         "created_at": utc_naive(p.created_at), "updated_at": utc_naive(p.updated_at),

@@ -784,3 +784,71 @@ def project_budget(request: Request, agency: Agency, state: HarvestState) -> Res
             "budget_remaining": money(budget - used_value) if visible and budget is not None else None,
         })
     return paginate(request, "results", rows, lambda row: row)
+
+
+def _report_window(request: Request) -> tuple[dt.date, dt.date]:
+    """`from` and `to` (YYYYMMDD or YYYY-MM-DD), both required, at most 365 days apart."""
+    out = []
+    for name in ("from", "to"):
+        raw = (request.arg(name) or "").replace("-", "")
+        try:
+            out.append(dt.datetime.strptime(raw, "%Y%m%d").date())
+        except ValueError:
+            raise BadRequest(f"{name} is required as YYYYMMDD") from None
+    first, last = out
+    if last < first or (last - first).days > 364:
+        raise BadRequest("the timeframe must be at most 365 days, from before to")
+    return first, last
+
+
+def _time_by_project(agency: Agency, first: dt.date, last: dt.date) -> dict[int, list[Any]]:
+    """Per project, over spent dates first..last: [seconds, billable seconds, billable amount,
+    uninvoiced seconds, uninvoiced amount]. Running timers count with their time so far."""
+    out: dict[int, list[Any]] = {}
+    for e in agency.entries.values():
+        if not first <= e.spent_date <= last:
+            continue
+        row = out.setdefault(e.project_id, [0, 0, Decimal(0), 0, Decimal(0)])
+        row[0] += e.seconds
+        if e.billable:
+            value = (e.billable_rate or Decimal(0)) * e.seconds / 3600
+            row[1] += e.seconds
+            row[2] += value
+            if e.invoice_id is None:
+                row[3] += e.seconds
+                row[4] += value
+    return out
+
+
+@ROUTES.get("/reports/time/projects")
+def time_report_projects(request: Request, agency: Agency, state: HarvestState) -> Response:
+    first, last = _report_window(request)
+    spent = state.cached(("time", first, last), agency.version, lambda: _time_by_project(agency, first, last))
+    rows = []
+    for pid, (secs, billable, amount, _, _) in sorted(spent.items()):
+        p = agency.projects[pid]
+        c = agency.clients[p.client_id]
+        rows.append({
+            "client_id": c.id, "client_name": c.name, "project_id": p.id, "project_name": p.name,
+            "total_hours": hours(secs), "billable_hours": hours(billable), "currency": c.currency,
+            "billable_amount": money(amount.quantize(Decimal("0.01"))),
+        })
+    return paginate(request, "results", rows, lambda row: row)
+
+
+@ROUTES.get("/reports/uninvoiced")
+def uninvoiced_report(request: Request, agency: Agency, state: HarvestState) -> Response:
+    first, last = _report_window(request)
+    spent = state.cached(("time", first, last), agency.version, lambda: _time_by_project(agency, first, last))
+    rows = []
+    for pid, (secs, _, _, open_secs, open_amount) in sorted(spent.items()):
+        p = agency.projects[pid]
+        if not p.is_billable:
+            continue  # the report covers billable projects only
+        c = agency.clients[p.client_id]
+        rows.append({
+            "client_id": c.id, "client_name": c.name, "project_id": p.id, "project_name": p.name,
+            "currency": c.currency, "total_hours": hours(secs), "uninvoiced_hours": hours(open_secs),
+            "uninvoiced_expenses": 0.0, "uninvoiced_amount": money(open_amount.quantize(Decimal("0.01"))),
+        })
+    return paginate(request, "results", rows, lambda row: row)

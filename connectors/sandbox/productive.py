@@ -6,7 +6,9 @@ configured organization (else 403), and requests must declare
 Lists page with `page[number]`/`page[size]` (default 30, at most 200: larger sizes are capped)
 and answer `data`, `links` (first/prev/next/last, absolute) and `meta` (current_page,
 total_pages, total_count, page_size, max_page_size); `include=a,b.c` adds the linked resources
-to `included`. Money is integer minor units (cents, MONEY_SCALE), durations integer minutes.
+to `included`. As in the real API (recorded responses), a relationship carries linkage
+(`data`) only when the request's `include` names it; every other one except `organization`
+is `{"meta": {"included": false}}`, on rows and included resources alike. Money is integer minor units (cents, MONEY_SCALE), durations integer minutes.
 Limits: 100 requests / 10 s and 4000 / 30 min; /reports/ 10 / 30 s.
 
 How the neutral agency maps onto Productive's model:
@@ -217,8 +219,27 @@ def project(p: Project, state: ProductiveState) -> dict[str, Any]:
         "project_manager": link("people", p.manager_id), "workflow": NOT_LOADED, "memberships": NOT_LOADED})
 
 
+def _deal_totals(agency: Agency) -> dict[int, tuple[int, int, int]]:
+    """Per project: (worked minutes, billable minutes, budget used in cents). Each entry's
+    revenue is its service's price x its billable minutes, rounded to the cent on the entry,
+    as Productive keeps it; a running timer counts with its time so far."""
+    out: dict[int, list[int]] = {}
+    for e in agency.entries.values():
+        p, t = agency.projects[e.project_id], agency.tasks[e.task_id]
+        minutes = e.seconds // 60
+        billable = minutes if e.billable else 0
+        price = cents(p.hourly_rate or t.hourly_rate) if p.is_billable and t.billable_by_default else None
+        row = out.setdefault(e.project_id, [0, 0, 0])
+        row[0] += minutes
+        row[1] += billable
+        if price:
+            row[2] += int((Decimal(price) * billable / 60).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return {pid: (a, b, c) for pid, (a, b, c) in out.items()}
+
+
 def deal(agency: Agency, p: Project, state: ProductiveState) -> dict[str, Any]:
     currency = agency.clients[p.client_id].currency
+    worked, billable, used = state.cached("deal_totals", agency.version, lambda: _deal_totals(agency)).get(p.id, (0, 0, 0))
     minutes = int(p.budget * 60) if p.budget_kind == "hours" and p.budget is not None else 0
     total = cents(p.budget) if p.budget_kind == "money" and p.budget is not None else 0
     attributes = {
@@ -244,9 +265,13 @@ def deal(agency: Agency, p: Project, state: ProductiveState) -> dict[str, Any]:
         "currency_default": "EUR",
         "currency_normalized": "EUR",
         "budget_total": total,
+        "worked_time": worked,
+        "billable_time": billable,
+        "budget_used": used,
     }
     if state.hide_money_budgets:
         del attributes["budget_total"]
+        del attributes["budget_used"]
     return resource("deals", deal_id(p.id), attributes, {
         "organization": _org(state), "company": link("companies", p.client_id), "project": link("projects", p.id),
         "responsible": link("people", p.manager_id), "deal_status": NOT_LOADED, "contract": NOT_LOADED,
@@ -440,11 +465,18 @@ def _includes(request: Request) -> list[list[str]]:
 
 
 def _included(agency: Agency, state: ProductiveState, rows: Sequence[dict[str, Any]], paths: list[list[str]]) -> list[dict[str, Any]]:
-    """Walk each include path from the page's rows; every linked resource once."""
+    """Walk each include path from the page's rows; every linked resource once.
+
+    Then, as the real API does, keep linkage (`data`) only on the relationships the
+    request named: on a row those named first in a path (`service` of `service.deal`), on
+    an included resource those named after the step that reached it (`deal` on the
+    service). Every other relationship but `organization` becomes `meta.included: false`.
+    """
     seen: dict[tuple[str, str], dict[str, Any]] = {}
+    keep: dict[tuple[str, str], set[str]] = {}
     for path in paths:
         level: Iterable[dict[str, Any]] = rows
-        for name in path:
+        for depth, name in enumerate(path):
             nxt: list[dict[str, Any]] = []
             for row in level:
                 linkage = (row.get("relationships", {}).get(name) or {}).get("data")
@@ -457,9 +489,24 @@ def _included(agency: Agency, state: ProductiveState, rows: Sequence[dict[str, A
                         if target is None:
                             continue
                         seen[key] = target
+                    if depth + 1 < len(path):
+                        keep.setdefault(key, set()).add(path[depth + 1])
                     nxt.append(seen[key])
             level = nxt
+    named = {path[0] for path in paths}
+    for row in rows:
+        _only_included(row, named)
+    for key, target in seen.items():
+        _only_included(target, keep.get(key, set()))
     return list(seen.values())
+
+
+def _only_included(res: dict[str, Any], names: set[str]) -> None:
+    """Linkage only for `names` (and the organization); the rest reported not included."""
+    rels = res.get("relationships") or {}
+    res["relationships"] = {
+        name: rel if name == "organization" or name in names else NOT_LOADED for name, rel in rels.items()
+    }
 
 
 def paginate(
@@ -481,8 +528,9 @@ def paginate(
         links["prev"] = _link(request, number - 1, size)
     body: dict[str, Any] = {"data": rows}
     paths = _includes(request)
+    included = _included(agency, state, rows, paths)  # also hides linkage not asked for
     if paths:
-        body["included"] = _included(agency, state, rows, paths)
+        body["included"] = included
     body["links"] = links
     body["meta"] = {
         "current_page": number, "total_pages": total_pages, "total_count": total,
@@ -598,7 +646,10 @@ def one_time_entry(request: Request, agency: Agency, state: ProductiveState, ite
     e = agency.entries.get(int(item_id))
     if e is None:
         return _errors(404, "Not found", "Record not found")
-    return Response(200, {"data": time_entry(agency, e, state)}, {}, JSONAPI)
+    row = time_entry(agency, e, state)
+    paths = _includes(request)
+    included = _included(agency, state, [row], paths)
+    return Response(200, {"data": row, **({"included": included} if paths else {})}, {}, JSONAPI)
 
 
 @ROUTES.get("/invoices")

@@ -3,8 +3,8 @@
 UTF-8 *with* a byte-order mark: most clients double-click a CSV into Excel, which reads
 BOM-less UTF-8 as the local ANSI code page and mangles names like "Zoë" or "Łukasz";
 LibreOffice, Numbers, pandas (`utf-8-sig`) and csv tools all accept the BOM. Rows end in
-CRLF (RFC 4180). The header is the first row, so tools detect it; the as-of stamp is the
-last row, after the data, where it cannot be mistaken for a column header.
+CRLF (RFC 4180). The file holds the header row and the data rows, nothing else, so every
+import tool reads it as it is; the data-as-of time travels in the download's file name.
 """
 
 from __future__ import annotations
@@ -47,5 +47,4 @@ def timesheet_csv(report: Report) -> bytes:
     w.writerow([defuse(c.title) for c in table.columns])
     cols = table.columns
     w.writerows([_cell(v, c) for v, c in zip(row, cols)] for row in table.rows)
-    w.writerow(["Data as of", report.as_of.isoformat(timespec="minutes")])
     return (BOM + buf.getvalue()).encode("utf-8")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from pathlib import Path
 from reportlab.lib.colors import HexColor
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.units import mm
+from reportlab.lib.utils import TimeStamp
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -32,7 +34,13 @@ from reportlab.pdfgen.canvas import Canvas
 from publishers.exports.model import Cell, Column, Report, Table
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
-FALLBACK_FONTS = (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),)
+# Fonts for what DejaVu lacks (Chinese, Japanese, Korean), first found wins. TrueType
+# outlines only: ReportLab cannot embed the CFF-flavoured .otf/.ttc of Noto CJK.
+FALLBACK_FONTS = (
+    Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),  # fonts-droid-fallback
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),  # fonts-wqy-microhei
+    Path("/usr/share/fonts/truetype/arphic/uming.ttc"),  # fonts-arphic-uming
+)
 PAGE = landscape(A4)
 MARGIN = 14 * mm
 ROW_H = 5.2 * mm
@@ -55,6 +63,15 @@ class Fonts:
 
 
 _FONTS: Fonts | None = None
+
+
+def _stamp(at: dt.datetime) -> TimeStamp:
+    """ReportLab's document time stamp set to `at` (UTC) instead of its invariant 2000-01-01."""
+    stamp = TimeStamp(invariant=1)
+    t = at.timestamp()
+    stamp.t, stamp.lt = t, time.gmtime(t)
+    stamp.YMDhms = tuple(stamp.lt)[:6]
+    return stamp
 
 
 def _fonts() -> Fonts:
@@ -88,8 +105,10 @@ class _Doc:
         self.accent = HexColor(accent)
         self.buf = io.BytesIO()
         # invariant: no wall-clock dates or random IDs, so unchanged data gives identical bytes
-        # and the publisher uploads nothing
+        # and the publisher uploads nothing; the creation date is the data's as-of time, which
+        # is both true and stable (ReportLab's invariant mode would say 1 Jan 2000)
         self.c = Canvas(self.buf, pagesize=PAGE, pageCompression=1, invariant=1)
+        self.c._doc._timeStamp = _stamp(report.as_of)
         self.c.setTitle(f"{report.client} - report - {report.as_of.date().isoformat()}")
         self.c.setAuthor(report.agency)
         self.c.setSubject(f"Data as of {report.as_of_text}")
@@ -217,7 +236,7 @@ def _fmt(v: Cell, col: Column) -> str:
     if col.kind == "money":
         return f"{Decimal(v):,.2f}"
     if col.kind == "percent":
-        return f"{float(v):.0%}"
+        return f"{float(v):.1%}"  # as the page prints budget use: "87.5%"
     if col.kind == "bool":
         return "yes" if v else "no"
     if isinstance(v, dt.date):

@@ -50,6 +50,10 @@ def test_error_names_file_key_and_choices(tmp_path: Path) -> None:
         ({"clients": [{"key": "Bad Key", "name": "A", "sources": {}}]}, "clients[0].key: 'Bad Key' must be lower-case"),
         ({"clients": [{"key": "a", "name": "A", "sources": {}, "visibility": {"rates": "visible"}}]}, "clients[0].visibility.rates"),
         ({"sources": [{"name": "h", "kind": "harvest"}, {"name": "h", "kind": "productive"}]}, "source names must be unique"),
+        # "Ask about this" links are mailto: links to the contact: it must hold an address
+        ({"agency": {"contact": "Alice from accounts"}}, "agency.contact: 'Alice from accounts' holds no e-mail address"),
+        ({"agency": {"contact": "Alice <alice@localhost>"}}, "write it like 'Alice Martin <alice@agency.example>'"),
+        ({"clients": [{"key": "a", "name": "A", "sources": {}, "ask_about": "sometimes"}]}, "clients[0].ask_about"),
     ],
 )
 def test_errors_are_specific(data: dict, expected: str) -> None:
@@ -82,3 +86,37 @@ def test_durations() -> None:
     assert parse_duration("7d").total_seconds() == 604800
     with pytest.raises(ValueError):
         parse_duration("soon")
+
+
+def test_example_config_has_a_budget_override() -> None:
+    cfg = load_config(ROOT / "config" / "bridge.example.toml")
+    b = cfg.clients[0].budgets[0]
+    assert (b.project, b.period, b.kind, b.amount, b.hourly_rate) == ("freshbooks:14501002", "month", "hours", 40, None)
+    assert (b.source, b.ref) == ("freshbooks", "14501002")
+
+
+def _client_with(budgets: list) -> dict:
+    return {"sources": [{"name": "fb", "kind": "freshbooks"}],
+            "clients": [{"key": "a", "name": "A", "sources": {"fb": ["7"]}, "budgets": budgets}]}
+
+
+@pytest.mark.parametrize(
+    "budgets, expected",
+    [
+        ([{"project": "14501002", "period": "month"}],
+         "clients[0].budgets[0].project: '14501002' must be '<source>:<project id or name>', like 'freshbooks:14501002'"),
+        ([{"project": "fb:1", "period": "weekly"}], "clients[0].budgets[0].period: Input should be 'month' or 'total'"),
+        ([{"project": "fb:1", "kind": "hours"}], "clients[0].budgets[0]: fb:1: kind and amount go together"),
+        ([{"project": "fb:1", "kind": "hours", "amount": -5}], "clients[0].budgets[0].amount: Input should be greater than 0"),
+        ([{"project": "fb:1"}], "clients[0].budgets[0]: fb:1: says nothing to override"),
+        ([{"project": "fb:1", "period": "month", "budget": 3}], "clients[0].budgets[0].budget: unknown key"),
+        ([{"project": "harvest:1", "period": "month"}],
+         "clients[0]: budgets[0].project: source 'harvest' is not one of this client's sources (fb)"),
+        ([{"project": "fb:1", "period": "month"}, {"project": "fb:1", "period": "total"}],
+         "clients[0]: budgets[1].project: 'fb:1' is listed twice"),
+    ],
+)
+def test_budget_override_errors_name_file_key_and_problem(budgets: list, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(_client_with(budgets), "bridge.toml")
+    assert str(err.value).startswith(f"bridge.toml: {expected}")

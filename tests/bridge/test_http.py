@@ -325,3 +325,59 @@ def test_retry_log_lines_carry_no_secret(respx_mock, caplog: pytest.LogCaptureFi
         client().get_json(f"{BASE}/items?token={SECRET}")
     assert "retry 1" in caplog.text and "503" in caplog.text
     assert SECRET not in caplog.text
+
+
+# --- real error shapes (issue 15: recorded Harvest responses) -------------------------------
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_html_error_page_is_summarised_not_embedded(respx_mock) -> None:
+    page = (
+        "<!DOCTYPE html>\n<html><head><title>The page you were looking for doesn't exist (404)</title>"
+        "<style>body{color:red}</style></head><body>" + "<div>lots of markup</div>" * 200 + "</body></html>"
+    )
+    respx_mock.get("/items").respond(404, text=page, headers={"Content-Type": "text/html; charset=utf-8"})
+    with pytest.raises(FatalSourceError) as info:
+        client().get_json("items", resource="items")
+    msg = str(info.value)
+    assert "an HTML page titled 'The page you were looking for doesn't exist (404)'" in msg
+    assert "<div>" not in msg and "<style>" not in msg and len(msg) < 300
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_html_page_without_title_or_content_type_is_named_only(respx_mock) -> None:
+    respx_mock.get("/items").respond(502, text="<html><body><h1>Bad gateway</h1></body></html>")
+    with pytest.raises(RetryableSourceError):
+        client(retry=RetryPolicy(attempts=1, sleep=lambda s: None)).get_json("items")
+    respx_mock.get("/other").respond(404, text="<html><body><h1>Gone</h1></body></html>")
+    with pytest.raises(FatalSourceError) as info:
+        client().get_json("other")
+    assert str(info.value).endswith("an HTML page")
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_403_is_forbidden_a_kind_of_auth_error(respx_mock) -> None:
+    from bridge.errors import ForbiddenError
+
+    respx_mock.get("/clients").respond(403, json={"message": "Not authorized!"})
+    with pytest.raises(ForbiddenError) as info:
+        client().get_json("clients", resource="clients")
+    assert isinstance(info.value, AuthError) and "Not authorized!" in str(info.value)
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_empty_html_429_without_retry_after_waits_a_whole_rate_window(respx_mock) -> None:
+    # Recorded from Harvest: 429, Content-Type text/html, empty body, no Retry-After.
+    route = respx_mock.get("/items").mock(side_effect=[
+        httpx.Response(429, text="", headers={"Content-Type": "text/html"}),
+        httpx.Response(429, text="", headers={"Content-Type": "text/html"}),
+        httpx.Response(200, json=[1]),
+    ])
+    clock = FakeClock()
+    slept: list[float] = []
+    limiter = RateLimiter([(100, 15.0)], clock=clock, sleep=clock.sleep, margin=0.0)
+    http = client(slept, limiter=limiter, retry=RetryPolicy(attempts=4, max_wait_s=120.0, sleep=slept.append))
+    assert http.get_json("items") == [1]
+    assert route.call_count == 3
+    # the first retry waits Harvest's 15 s window, the next twice that
+    assert slept == [15.0, 30.0]

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from bridge.errors import StoreError
+from bridge.models import SCHEMA_VERSION
 from bridge.store import Store
 from tests.conftest import PG_URL
 
@@ -58,7 +59,7 @@ def test_concurrent_first_start_on_an_empty_sqlite_file(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         assert "Traceback" not in r.stderr
     s = Store(url)
-    assert s.migrate() == 1
+    assert s.migrate() == SCHEMA_VERSION
     assert s.counts("any")["time_entries"] == 0
     s.close()
 

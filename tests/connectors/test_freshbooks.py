@@ -444,6 +444,8 @@ def test_401_refreshes_persists_then_retries(env: None, store: Store) -> None:
     with respx.mock(assert_all_called=True) as mock:
         mock.post(TOKEN_URL).mock(side_effect=TokenServer(events))
         mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         pages = list(make(Recorder(store, events)).pages("tasks", None))
     assert len(pages[0].items) == 4
     assert events == [
@@ -484,6 +486,8 @@ def test_expired_access_token_is_refreshed_before_the_next_request(env: None, st
     with respx.mock(assert_all_called=True) as mock:
         mock.post(TOKEN_URL).mock(side_effect=TokenServer(events, expires_in=3600))
         mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=api)
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         conn = make(Recorder(store, events), clock)
         list(conn.pages("tasks", None))
         clock.now += 1800
@@ -502,10 +506,29 @@ def test_restarted_connector_uses_the_stored_token_not_the_spent_env_one(env: No
     with respx.mock() as mock:
         mock.post(TOKEN_URL).mock(side_effect=server)
         mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
-        make(store).check()
-        make(store).check()  # a new process: the env var still holds the spent first token
+        clock = Clock()
+        make(store, clock).check()
+        make(store, clock).check()  # a new process within the access token's life: no refresh
+        assert [b["refresh_token"] for b in server.bodies] == [FIRST_REFRESH]
+        clock.now += 43200  # the stored access token has expired
+        make(store, clock).check()  # the env var still holds the spent first token
     assert [b["refresh_token"] for b in server.bodies] == [FIRST_REFRESH, "rt-1-abcdef"]
     assert "token refused" not in events
+
+
+def test_each_cycle_reuses_the_stored_access_token_until_it_is_near_expiry(env: None, store: Store) -> None:
+    # `bridge run` builds a new connector every cycle: 288 cycles a day must not mean 288
+    # spends of the single-use refresh token, each a chance to lose its answer
+    server = TokenServer([], expires_in=43200)
+    clock = Clock()
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=server)
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        for _ in range(288):  # one day of 5-minute cycles
+            make(store, clock).check()
+            clock.now += 300
+    assert len(server.bodies) == 2  # at the start, and once the 12-hour token came near expiry
+    assert store.get_secret("fb", "access_token") == "at-2-abcdef"
 
 
 def test_a_new_env_token_after_reauthorizing_wins_over_the_stored_one(env: None, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -532,6 +555,7 @@ def test_refused_refresh_is_an_auth_error_with_advice_and_no_secrets(env: None, 
             make(store).check()
     message = str(err.value)
     assert "re-authorize" in message.lower() and "FB_REFRESH" in message
+    assert "`bridge auth fb`" in message  # the one command that recovers
     for secret in ("rt-spent-0123456789", FIRST_REFRESH, SECRET):
         assert secret not in message
     # each token tried once: the stored one, then the different one in the env var
@@ -569,8 +593,10 @@ def test_token_post_connect_error_is_retried_but_a_read_timeout_is_not(env: None
     store2_events: list[str] = []
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(TOKEN_URL).mock(side_effect=[httpx.ReadTimeout("slow"), token_reply(2)])
+        later = Clock()
+        later.now += 43200  # the stored access token has expired: this run must refresh
         with pytest.raises(SourceError, match="stored refresh token") as err:
-            make(Recorder(store, store2_events)).check()
+            make(Recorder(store, store2_events), later).check()
         # the server may have spent the token: we do not resend it in this run
         assert route.call_count == 1 and store2_events == []
     assert not isinstance(err.value, RetryableSourceError)  # the API retry loop must not resend it
@@ -592,6 +618,8 @@ def test_transient_api_failures_are_retried(env: None, store: Store, failure: An
         mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
         route = mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(side_effect=[
             failure, httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json"))])
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
         pages = list(make(store, clock).pages("tasks", None))
     assert len(pages[0].items) == 4 and route.call_count == 2
     if isinstance(failure, httpx.Response) and failure.status_code == 429:
@@ -613,3 +641,54 @@ def test_missing_app_credentials_fail_before_any_request(env: None, monkeypatch:
     with respx.mock(assert_all_called=False) as mock, pytest.raises(ConfigError, match="FB_CLIENT_SECRET"):
         make(None)
     assert not mock.calls
+
+
+# --- valuation data: service and team-member rates are joined onto their lists -----------
+
+
+def test_services_carry_their_rate_from_service_rates(env: None, store: Store) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/comments/business/{BUSINESS}/services").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "tasks_page1.json")))
+        rates = mock.get(f"{BASE}/comments/business/{BUSINESS}/service_rates").mock(
+            return_value=httpx.Response(200, json=fixture_json("freshbooks", "service_rates_page1.json")))
+        pages = list(make(store).pages("tasks", None))
+    assert rates.call_count == 1
+    tasks = {t.source_id: t for t in (RESOURCES["tasks"].normalize(raw, CTX) for raw in pages[0].items)}
+    # the recorded rates: Design 140, Development 150, Project Management 125; the
+    # non-billable Internal Meeting has none
+    assert tasks["45001"].default_hourly_rate == Decimal("140.00")
+    assert tasks["45002"].default_hourly_rate == Decimal("150.00")
+    assert tasks["45003"].default_hourly_rate == Decimal("125.00")
+    assert tasks["45004"].default_hourly_rate is None
+
+
+def test_team_members_carry_their_rate(env: None, store: Store) -> None:
+    people = rows("users_page1.json", "response")
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/businesses/{BUSINESS}/team_members").mock(
+            return_value=httpx.Response(200, json={"response": people, "meta": {"page": 1, "per_page": 100, "total": 5}}))
+        mock.get(f"{BASE}/timetracking/business/{BUSINESS}/team_member_rates").mock(
+            return_value=httpx.Response(200, json={"team_member_rates": [
+                {"business_id": 7702134, "identity_id": 880102, "rate": "120.00"},
+                {"business_id": 7702134, "identity_id": 880103, "rate": "95.50"},
+            ], "meta": {"page": 1, "per_page": 100, "total": 2, "pages": 1}}))
+        pages = list(make(store).pages("people", None))
+    got = {p.source_id: p.default_hourly_rate for p in (RESOURCES["people"].normalize(raw, CTX) for raw in pages[0].items)}
+    assert got["880102"] == Decimal("120.00") and got["880103"] == Decimal("95.50")
+    assert got["880101"] is None  # no rate listed for Alice
+
+
+def test_team_member_rates_refused_leaves_rates_unknown_not_the_sync_failed(env: None, store: Store) -> None:
+    people = rows("users_page1.json", "response")
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/auth/api/v1/businesses/{BUSINESS}/team_members").mock(
+            return_value=httpx.Response(200, json={"response": people, "meta": {"page": 1, "per_page": 100, "total": 5}}))
+        mock.get(f"{BASE}/timetracking/business/{BUSINESS}/team_member_rates").mock(
+            return_value=httpx.Response(404, json={"error": "Requested resource could not be found."}))
+        pages = list(make(store).pages("people", None))
+    assert len(pages[0].items) == 5
+    assert all(RESOURCES["people"].normalize(raw, CTX).default_hourly_rate is None for raw in pages[0].items)

@@ -212,10 +212,51 @@ def test_time_entry_locked_and_closed_is_approved_not_invoiced() -> None:
     assert (t.is_approved, t.is_invoiced, t.invoice_source_id, t.currency) == (True, False, None, "CHF")
 
 
-@pytest.mark.parametrize(("closed", "locked", "approved"), [(True, False, True), (False, True, True), (False, False, False)])
-def test_time_entry_approval_is_closed_or_locked(closed: bool, locked: bool, approved: bool) -> None:
-    t = RESOURCES["time_entries"].normalize(entry(is_closed=closed, is_locked=locked), CTX)
+INVOICED_LOCK = "Item Invoiced and Locked for this Time Period"
+APPROVED_LOCK = "Item Approved and Locked for this Time Period"
+
+
+@pytest.mark.parametrize(("fields", "approved"), [
+    ({"approval_status": "approved", "is_closed": False}, True),
+    ({"approval_status": "submitted", "is_closed": True}, False),  # the newer field decides
+    ({"approval_status": "unsubmitted", "is_locked": True, "locked_reason": INVOICED_LOCK}, False),
+    # older payloads without approval_status
+    ({"is_closed": True, "is_locked": False}, True),
+    ({"is_closed": False, "is_locked": True, "locked_reason": APPROVED_LOCK}, True),
+    ({"is_closed": False, "is_locked": True, "locked_reason": INVOICED_LOCK}, False),
+    ({"is_closed": False, "is_locked": False, "locked_reason": None}, False),
+])
+def test_time_entry_approval_reads_approval_status_and_never_an_invoicing_lock(fields: dict, approved: bool) -> None:
+    raw = {k: v for k, v in entry().items() if k != "approval_status"}
+    t = RESOURCES["time_entries"].normalize({**raw, **fields}, CTX)
     assert t.is_approved is approved
+
+
+def test_unknown_approval_status_is_a_record_error() -> None:
+    with pytest.raises(RecordError) as info:
+        RESOURCES["time_entries"].normalize(entry(approval_status="pending-ish"), CTX)
+    assert info.value.field == "approval_status"
+
+
+def test_person_budgeted_project_with_zero_budget_has_no_budget() -> None:
+    # recorded: budget_by person carries budget 0.0 (the budgets live on the assignments)
+    p = RESOURCES["projects"].normalize(project(budget_by="person", budget=0.0), CTX)
+    assert (p.budget_kind, p.budget_period, p.budget_seconds) == (None, None, None)
+    money = RESOURCES["projects"].normalize(project(budget_by="project_cost", budget=None, cost_budget=0.0), CTX)
+    assert (money.budget_kind, money.budget_money) == (None, None)
+
+
+def test_draft_invoice_with_a_payment_is_not_a_draft() -> None:
+    # recorded: a draft can already have a payment
+    part = RESOURCES["invoices"].normalize(invoice(40100004, state="draft", amount=1000.0, due_amount=400.0), CTX)
+    assert part.status in ("partial", "overdue") and part.status != "draft"
+    ctx = Context(source="harvest", tz=BERLIN, today=dt.date(2025, 1, 1))
+    assert RESOURCES["invoices"].normalize(invoice(40100004, state="draft", amount=1000.0, due_amount=400.0), ctx).status == "partial"
+    paid = RESOURCES["invoices"].normalize(
+        invoice(40100004, state="draft", amount=1000.0, due_amount=0.0, paid_date="2025-03-01"), CTX
+    )
+    assert paid.status == "paid"
+    assert RESOURCES["invoices"].normalize(invoice(40100004), CTX).status == "draft"
 
 
 def test_time_entry_invoiced() -> None:

@@ -48,10 +48,9 @@ def norm(resource: str, raw: dict[str, Any], ctx: Context = CTX) -> Any:
 
 
 def entries_with_included() -> list[dict[str, Any]]:
-    """Both time entry pages as the server answers `include=service,service.deal`."""
-    data = body("time_entries_page1.json")["data"] + body("time_entries_page2.json")["data"]
-    included = body("tasks_page1.json")["data"] + body("budgets_page1.json")["data"]
-    return jsonapi.documents({"data": data, "included": included})
+    """Both time entry pages as the server answers the connector's include= (real shape:
+    linkage only for the named relationships)."""
+    return docs("time_entries_page1.json") + docs("time_entries_page2.json")
 
 
 def entry(id_: str = "9100003", **attrs: Any) -> dict[str, Any]:
@@ -105,11 +104,34 @@ def test_flatten_merges_attributes_and_resolves_nested_includes() -> None:
     assert e["time"] == 240 and e["type"] == "time_entries"
     assert e["service"]["name"] == "Design"  # resolved from included
     assert e["service"]["deal"]["name"] == "Website Redesign – Phase 1"  # one level deeper
-    assert e["service"]["deal"]["project"] == {"id": "880201", "type": "projects"}  # linked, not included
-    assert e["task"] is None  # linked to nothing
-    assert "timesheet" not in e  # linkage not loaded: absent, not None
+    assert e["service"]["deal"]["project"]["name"] == "Acme Website Redesign"  # service.deal.project
+    # named nowhere in include=: no linkage, reported as such, never None
+    assert "task" not in e and "timesheet" not in e
+    assert set(e[jsonapi.NOT_INCLUDED]) >= {"task", "approver", "timesheet"}
     assert jsonapi.dig_id(e, "service", "deal", "company") == "701101"
     assert jsonapi.dig_id(e, "service", "nope") is None
+
+
+def test_a_relationship_reported_not_included_is_a_request_bug_not_an_empty_link() -> None:
+    e = entry("9100003")
+    with pytest.raises(jsonapi.NotIncluded, match="'task'.*include="):
+        jsonapi.link_id(e, "task")
+    # the included project was reached through service.deal.project only: its company was not asked for
+    with pytest.raises(jsonapi.NotIncluded, match="service.deal.project.company"):
+        jsonapi.link_id(e, "service", "deal", "project", "company")
+    assert jsonapi.link_id(e, "service", "deal", "company") == "701101"
+    linked_to_nothing = jsonapi.documents({"data": [{"id": "1", "type": "x", "relationships": {"task": {"data": None}}}]})[0]
+    assert jsonapi.link_id(linked_to_nothing, "task") is None
+
+
+def test_time_entry_from_a_request_without_includes_is_quarantined_with_the_reason() -> None:
+    bare = {"data": [{**r, "relationships": {k: ({"meta": {"included": False}} if k != "organization" else v)
+                                              for k, v in r["relationships"].items()}}
+                     for r in body("time_entries_page1.json")["data"]]}
+    raw = jsonapi.documents(bare)[0]
+    with pytest.raises(RecordError, match="include=") as info:
+        norm("time_entries", raw)
+    assert info.value.field == "service"
 
 
 def test_flatten_survives_a_linkage_cycle() -> None:
@@ -201,7 +223,8 @@ def test_time_entry_approval_is_the_approved_flag() -> None:
 
 
 def test_time_entry_without_included_service_keeps_ids_it_has() -> None:
-    raw = docs("time_entries_page1.json")[0]  # no `included` in this payload
+    # linkage sent (service named in include=) but the service itself missing from included
+    raw = jsonapi.documents({"data": body("time_entries_page1.json")["data"]})[0]
     te = norm("time_entries", raw)
     assert te.task_source_id == "445502" and te.project_source_id is None and te.client_source_id is None
 
@@ -362,9 +385,7 @@ def _paged_route(respx_mock: Any, path: str, pages: list[dict[str, Any]]) -> Any
 
 @pytest.mark.respx(base_url=BASE)
 def test_pages_run_to_the_last_page_and_resolve_includes(respx_mock, make) -> None:
-    included = body("tasks_page1.json")["data"] + body("budgets_page1.json")["data"]
-    p1 = {**body("time_entries_page1.json"), "included": included}
-    p2 = {**body("time_entries_page2.json"), "included": included}
+    p1, p2 = body("time_entries_page1.json"), body("time_entries_page2.json")
     route = _paged_route(respx_mock, "/time_entries", [p1, p2])
     conn = make()
     pages = list(conn.pages("time_entries", None))
@@ -372,7 +393,8 @@ def test_pages_run_to_the_last_page_and_resolve_includes(respx_mock, make) -> No
     assert json.loads(pages[0].resume)["page"] == 2 and pages[1].resume is None
     params = route.calls[0].request.url.params
     assert params["page[size]"] == "200" and params["page[number]"] == "1"
-    assert params["include"] == "service,service.deal" and params["sort"] == "-updated_at"
+    assert params["include"] == "person,service,service.deal,service.deal.project,service.deal.company"
+    assert params["sort"] == "-updated_at"
     assert "filter[updated_at][gt_eq]" not in params
     assert conn.requests == 2
     records = [conn.resources["time_entries"].normalize(i, CTX) for p in pages for i in p.items]

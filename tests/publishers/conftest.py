@@ -133,7 +133,7 @@ from bridge.config import Config, parse_config  # noqa: E402
 from bridge.publisher import RenderedFile  # noqa: E402
 
 
-def fake_render(view: dict, link) -> list[RenderedFile]:
+def fake_render(view: dict, link, token: str = "") -> list[RenderedFile]:
     """Shaped like publishers.render.render_portal: files in memory, export links via `link`."""
     csv = f"week,hours\n2025-W11,{view.get('hours', 10)}\n".encode()
     page = (
@@ -163,7 +163,7 @@ def make_config(target: str, *, clients: int = 2, **publish: object) -> Config:
 def views(overrides: dict | None = None):
     """build_view for tests: the client's name plus per-client overrides (e.g. hours)."""
     overrides = overrides or {}
-    return lambda client: {"name": client.name, **overrides.get(client.key, {})}
+    return lambda client, review=None: {"name": client.name, **overrides.get(client.key, {})}
 
 
 def no_leaks(client, view, files) -> None:

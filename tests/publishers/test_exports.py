@@ -31,16 +31,31 @@ def read_csv(data: bytes) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text, newline="")))
 
 
-def test_csv_has_header_rows_and_as_of_stamp() -> None:
+def test_csv_is_exactly_header_and_data_rows() -> None:
+    """Machine imports read every row as data: no trailing "Data as of" line (issue 14)."""
     view = make_view(n=33)
-    rows = read_csv(files_of(view)["timesheet.csv"])
-    header, body, stamp = rows[0], rows[1:-1], rows[-1]
-    assert header[:4] == ["Date", "Person", "Project", "Task"] and "Hours" in header
-    assert len(body) == 33
-    hours = header.index("Hours")
-    assert sum(Decimal(r[hours]) for r in body) == view.total_hours
-    assert [dt.date.fromisoformat(r[0]) for r in body] == [r.spent_date for r in timesheet_rows(view)]
-    assert stamp == ["Data as of", view.as_of.isoformat(timespec="minutes")]
+    files = {f.path: f for f in render_portal(view, link, "tok")}
+    text = files["timesheet.csv"].data.decode("utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 33
+    assert list(rows[0])[:4] == ["Date", "Person", "Project", "Task"] and "Hours" in rows[0]
+    assert sum(Decimal(r["Hours"]) for r in rows) == view.total_hours
+    assert [dt.date.fromisoformat(r["Date"]) for r in rows] == [r.spent_date for r in timesheet_rows(view)]
+    assert all(r["Date"] for r in rows)  # no stamp row smuggled in at the end
+    # the as-of time is in the file name a person saves instead
+    as_of = view.as_of
+    assert files["timesheet.csv"].download_name.endswith(f"{as_of:%Y-%m-%d %H%M}.csv")
+
+
+def test_pdf_creation_date_is_the_data_as_of_time() -> None:
+    """Not ReportLab's invariant 2000-01-01: the date the data is true of, stable across renders."""
+    from pypdf import PdfReader
+
+    view = make_view(n=5)
+    pdf = PdfReader(io.BytesIO(files_of(view)["report.pdf"]))
+    created = pdf.metadata.creation_date
+    assert created.astimezone(dt.timezone.utc).replace(microsecond=0) == \
+        view.as_of.astimezone(dt.timezone.utc).replace(microsecond=0, second=view.as_of.second)
 
 
 def test_csv_keeps_unicode() -> None:
@@ -53,7 +68,7 @@ def test_csv_keeps_unicode() -> None:
 def test_csv_defuses_formulas(evil: str) -> None:
     view = make_view(n=4, note=evil, people=(evil,))
     rows = read_csv(files_of(view)["timesheet.csv"])
-    for r in rows[1:-1]:
+    for r in rows[1:]:
         assert r[1] == "'" + evil and r[4] == "'" + evil
     # numbers we format ourselves are never prefixed, even when negative-looking text is not
     assert defuse("12.50") == "12.50" and defuse("-1") == "'-1"
@@ -63,7 +78,7 @@ def test_weekly_csv_has_week_columns() -> None:
     view = make_view(n=50, weekly=True)
     rows = read_csv(files_of(view)["timesheet.csv"])
     assert rows[0][:2] == ["Week starting", "Week ending"]
-    assert len(rows) - 2 == len(view.weekly_summaries)
+    assert len(rows) - 1 == len(view.weekly_summaries)  # header + one row a week, nothing else
 
 
 # --- XLSX ------------------------------------------------------------------------------

@@ -155,7 +155,7 @@ def test_one_failing_client_does_not_stop_the_others(store, tmp_path: Path) -> N
 def test_a_renderer_crash_is_reported_per_client(store, tmp_path: Path) -> None:
     config = make_config(f"file://{tmp_path}")
 
-    def render(view, link):
+    def render(view, link, token):
         if view["name"].startswith("Acme"):
             raise KeyError("budget")
         return fake_render(view, link)
@@ -166,20 +166,15 @@ def test_a_renderer_crash_is_reported_per_client(store, tmp_path: Path) -> None:
     assert "KeyError" in report.outcomes[0].error
 
 
-def test_missing_leak_guard_fails_closed(store, tmp_path: Path, monkeypatch) -> None:
-    import importlib
+def test_without_an_injected_guard_the_real_leak_guard_runs(store, tmp_path: Path) -> None:
+    from bridge.models import Client
 
-    real = importlib.import_module
-
-    def fake_import(name, *a):
-        if name == "bridge.leakguard":
-            raise ModuleNotFoundError(name)
-        return real(name, *a)
-
-    monkeypatch.setattr(importlib, "import_module", fake_import)
+    store.upsert([Client.model_validate({"source": "h", "source_id": "7", "name": "Umbrella Secret Labs"})])
     config = make_config(f"file://{tmp_path}/site", clients=1)
-    report = publishing.publish_all(store, config, publisher_for(config.publish), fake_render, build_view=views())
-    assert not report.ok and "leakguard" in report.outcomes[0].error
+    leaky = lambda client, review: {"name": "Acme Ltd with Umbrella Secret Labs"}  # noqa: E731
+    report = publishing.publish_all(store, config, publisher_for(config.publish), fake_render, build_view=leaky)
+    assert not report.ok and "another client's name (h:7)" in report.outcomes[0].error
+    assert "Umbrella" not in report.outcomes[0].error
     assert list((tmp_path / "site").iterdir()) == []
 
 
@@ -254,7 +249,13 @@ def test_cli_publish_links_revoke_preview(tmp_path: Path, monkeypatch) -> None:
         '[[clients]]\nkey = "acme"\nname = "Acme Ltd"\nsources = { h = ["1"] }\ncontacts = ["boss@acme.test"]\n'
     )
     from bridge.cli import wiring
+    from bridge.models import Client
+    from bridge.store import Store
 
+    synced = Store(f"sqlite:///{tmp_path}/s.db")  # `publish` refuses a client whose ids match no synced client
+    synced.migrate()
+    synced.upsert([Client(source="h", source_id="1", name="Acme Ltd")])
+    synced.close()
     monkeypatch.setattr(wiring, "renderer", lambda: fake_render)
     monkeypatch.setattr(publishing, "default_view_builder", lambda store, config, now: views())
     monkeypatch.setattr(publishing, "default_guard", lambda store, config, now: no_leaks)

@@ -248,7 +248,7 @@ def test_switching_a_published_client_to_protected_removes_its_plain_exports(sto
     protected = client.model_copy(update={"passphrase": True})
     phrase = rotate_passphrase(store, client.key)
 
-    def render(view, link):
+    def render(view, link, token):
         return apply_protection(store, protected, fake_render(view, link),
                                 lambda files, p, **kw: protect(files, p, iterations=FAST, **kw))
 

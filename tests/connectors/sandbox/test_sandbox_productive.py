@@ -105,14 +105,45 @@ def test_list_shape_meta_links_and_page_size_cap(api: httpx.Client, agency: Agen
 
 
 def test_include_service_and_its_deal(api: httpx.Client, agency: Agency) -> None:
-    body = api.get("/time_entries", params={"include": "service,service.deal", "page[size]": 50}).json()
+    body = api.get("/time_entries", params={"include": "service,service.deal.project", "page[size]": 50}).json()
     included = {(r["type"], r["id"]): r for r in body["included"]}
     for row in body["data"]:
         svc = included[("services", row["relationships"]["service"]["data"]["id"])]
         deal = included[("deals", svc["relationships"]["deal"]["data"]["id"])]
         project_id = int(deal["relationships"]["project"]["data"]["id"])
         assert agency.entries[int(row["id"])].project_id == project_id
-    assert {t for t, _ in included} == {"services", "deals"}
+    assert {t for t, _ in included} == {"services", "deals", "projects"}
+
+
+NOT_INCLUDED = {"meta": {"included": False}}
+
+
+def test_linkage_only_for_what_include_names(api: httpx.Client) -> None:
+    # Recorded from the real API: without include= every relationship but organization
+    # arrives as meta.included false; with include=company only company carries data.
+    bare = api.get("/projects").json()
+    for row in bare["data"]:
+        rels = row["relationships"]
+        assert "data" in rels["organization"]
+        assert all(rel == NOT_INCLUDED for name, rel in rels.items() if name != "organization")
+    named = api.get("/projects", params={"include": "company"}).json()
+    for row in named["data"]:
+        assert row["relationships"]["company"]["data"]["type"] == "companies"
+        assert row["relationships"]["project_manager"] == NOT_INCLUDED
+    companies = [r for r in named["included"] if r["type"] == "companies"]
+    assert companies and all(
+        rel == NOT_INCLUDED for c in companies for name, rel in c["relationships"].items() if name != "organization"
+    )
+
+
+def test_nested_include_links_each_step_and_nothing_else(api: httpx.Client) -> None:
+    body = api.get("/time_entries", params={"include": "person,service.deal", "page[size]": 20}).json()
+    included = {(r["type"], r["id"]): r for r in body["included"]}
+    row = body["data"][0]
+    assert row["relationships"]["task"] == NOT_INCLUDED and "data" in row["relationships"]["person"]
+    svc = included[("services", row["relationships"]["service"]["data"]["id"])]
+    deal = included[("deals", svc["relationships"]["deal"]["data"]["id"])]
+    assert deal["relationships"]["project"] == NOT_INCLUDED and deal["relationships"]["company"] == NOT_INCLUDED
 
 
 def test_rate_limit_answers_429_with_retry_after(agency: Agency) -> None:

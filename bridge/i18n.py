@@ -1,0 +1,162 @@
+"""The client's language: gettext catalogs for every page, export and mail string, and
+Babel for numbers, money, dates and week names.
+
+A locale is a Babel locale name (`de`, `de_CH`, `fr`, `en_GB`): its language picks the
+catalog (English text when the language has none shipped), its region the formats
+(`de_CH` writes 1'275.80, `de` 1.275,80). Catalogs are the `.po` files under
+`bridge/locale/<lang>/LC_MESSAGES/messages.po`, compiled in memory when first used, so the
+repository holds no binary `.mo` files.
+
+English keeps the formats the portal always had ("4 Dec 2026", "$1,275.80", "1,275.80 h").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import gettext as _gettext
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date as _babel_date
+from babel.dates import format_skeleton
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, format_decimal, format_percent
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+DOMAIN = "messages"
+DEFAULT = "en"
+MINUS = "\u2212"  # a real minus sign reads better than a hyphen
+
+
+def shipped_languages() -> tuple[str, ...]:
+    """English plus every language with a catalog in bridge/locale."""
+    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    return (DEFAULT, *[code for code in found if code != DEFAULT])
+
+
+def check_locale(value: str) -> str:
+    """The normalized locale name, or ValueError saying what is shipped (for config errors)."""
+    try:
+        loc = Locale.parse(value.replace("-", "_"))
+    except (ValueError, UnknownLocaleError):
+        raise ValueError(f"{value!r} is not a locale name; use one like en, de, de_CH, fr") from None
+    if loc.language not in shipped_languages():
+        raise ValueError(f"no translation ships for {loc.language!r}; shipped: {', '.join(shipped_languages())}")
+    return str(loc)
+
+
+@functools.lru_cache(maxsize=None)
+def translations(language: str) -> _gettext.NullTranslations:
+    """The compiled catalog for a language; English (or a missing catalog) translates to itself."""
+    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+    if language == DEFAULT or not po.exists():
+        return _gettext.NullTranslations()
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=language, domain=DOMAIN)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return _gettext.GNUTranslations(buf)
+
+
+@dataclass(frozen=True)
+class Lang:
+    """One locale's strings and formats: what templates, exports and mails are given."""
+
+    locale: str
+
+    @property
+    def _loc(self) -> Locale:
+        return _parse(self.locale)
+
+    @property
+    def language(self) -> str:
+        return self._loc.language
+
+    @property
+    def is_english(self) -> bool:
+        return self.language == DEFAULT
+
+    # --- strings -------------------------------------------------------------------------
+
+    def gettext(self, message: str, **values: object) -> str:
+        text = translations(self.language).gettext(message)
+        return text % values if values else text
+
+    def ngettext(self, singular: str, plural: str, n: int, **values: object) -> str:
+        text = translations(self.language).ngettext(singular, plural, n)
+        return text % {"num": n, **values}
+
+    # --- numbers -------------------------------------------------------------------------
+
+    def number(self, value: Decimal | float | int | None, places: int = 2) -> str:
+        if value is None:
+            return ""
+        pattern = "#,##0" + ("." + "0" * places if places else "")
+        return format_decimal(Decimal(value), format=pattern, locale=self._loc).replace("-", MINUS)
+
+    def hours(self, value: Decimal | float | int | None, places: int = 2) -> str:
+        """A number of hours with its unit: "12.50 h", "12,50 Std."."""
+        if value is None:
+            return ""
+        return self.gettext("%(hours)s h", hours=self.number(value, places))
+
+    def money(self, amount: Decimal | float | int | None, currency: str | None) -> str:
+        if amount is None:
+            return ""
+        a = Decimal(amount)
+        if not currency:
+            return self.number(a, 2)
+        # English keeps the bare symbol for the currencies agencies bill in ($, £, €);
+        # Babel's en_US marks foreign ones ("CA$"), which reads the same
+        loc = _parse("en") if self.is_english else self._loc
+        text = format_currency(a, currency, locale=loc)
+        return text.replace("-", MINUS)
+
+    def percent(self, value: Decimal | float | int | None) -> str:
+        """A share given in per cent (12.5 -> "12.5%", "12,5 %")."""
+        if value is None:
+            return ""
+        return format_percent(Decimal(value) / 100, format="#,##0.#%", locale=self._loc).replace("-", MINUS)
+
+    # --- dates ---------------------------------------------------------------------------
+
+    def date(self, d: dt.date | None) -> str:
+        if d is None:
+            return ""
+        if self.is_english:
+            return f"{d.day} {_babel_date(d, 'MMM y', locale='en')}"
+        return format_skeleton("yMMMd", d, locale=self._loc)
+
+    def short_date(self, d: dt.date | None) -> str:
+        if d is None:
+            return ""
+        if self.is_english:
+            return f"{d.day} {_babel_date(d, 'MMM', locale='en')}"
+        return format_skeleton("MMMd", d, locale=self._loc)
+
+    def weekday(self, d: dt.date) -> str:
+        return _babel_date(d, "EEEE", locale=self._loc)
+
+    def datetime(self, t: dt.datetime | None) -> str:
+        """A moment in the zone the view gives it, with the zone's abbreviation."""
+        if t is None:
+            return self.gettext("not yet synced")
+        zone = t.tzname() or ""
+        return f"{self.date(t.date())}, {t:%H:%M} {zone}".strip()
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(locale: str) -> Locale:
+    return Locale.parse(locale.replace("-", "_"))
+
+
+@functools.lru_cache(maxsize=64)
+def lang(locale: str | None) -> Lang:
+    """The Lang for a locale name (None or "" means English)."""
+    return Lang(str(_parse(locale or DEFAULT)))

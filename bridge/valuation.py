@@ -1,0 +1,94 @@
+"""What a billable time entry is worth: the rate the tracker itself would apply.
+
+Harvest and Productive put a rate (or an amount) on each entry, and that is taken as it is.
+FreshBooks puts none on the entry: the project's `billing_method` says where the rate lives.
+
+    project_rate      the project's own `rate`
+    service_rate      the rate of the entry's service (task)         -> Task.default_hourly_rate
+    team_member_rate  the rate of the person who logged it           -> Person.default_hourly_rate
+    business_rate     the business's default rate: its API does not give it
+    (none)            the project's rate, where it has one
+
+A rate the tracker does not give can be supplied by the agency per project in the config
+(`[[clients.budgets]]` `hourly_rate`). It only fills a gap: a rate the tracker gives always
+wins, so the portal never disagrees with the tracker's own figures. When no rate is known
+the entry has no amount (None, never 0) and `Value.missing` says why, in words for the
+agency, naming what it can set.
+
+Amounts are exact Decimals (seconds x rate / 3600, not rounded): money is rounded once,
+for display, after summing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+FRESHBOOKS_METHODS = ("project_rate", "service_rate", "team_member_rate", "business_rate")
+
+
+@dataclass(frozen=True)
+class Value:
+    amount: Decimal | None
+    rate: Decimal | None
+    missing: str | None = None  # why a billable entry has no amount (agency-facing advice)
+
+
+NOT_BILLABLE = Value(None, None)
+
+
+def _rate(obj: Any, attr: str) -> Decimal | None:
+    value = getattr(obj, attr, None) if obj is not None else None
+    return Decimal(value) if value is not None else None
+
+
+def tracker_rate(project: Any, task: Any = None, person: Any = None) -> tuple[Decimal | None, str | None]:
+    """(rate, why not) for an entry with no rate of its own, by the project's billing method."""
+    method = getattr(project, "billing_method", None) if project is not None else None
+    name = getattr(project, "name", None) or "this project"
+    if method == "service_rate":
+        rate = _rate(task, "default_hourly_rate")
+        if rate is None:
+            task_name = getattr(task, "name", None)
+            what = f"the service '{task_name}'" if task_name else "an entry's service"
+            return None, (f"'{name}' is billed by service rate, and {what} has no rate in the tracker; "
+                          "set the service's rate there, or hourly_rate for the project in [[clients.budgets]]")
+        return rate, None
+    if method == "team_member_rate":
+        rate = _rate(person, "default_hourly_rate")
+        if rate is None:
+            return None, (f"'{name}' is billed by team member rate, and the tracker gives no rate for a person "
+                          "who logged time on it; set their rate there, or hourly_rate for the project in [[clients.budgets]]")
+        return rate, None
+    if method == "business_rate":
+        return None, (f"'{name}' is billed at the business rate, which the FreshBooks API does not expose; "
+                      "set hourly_rate for the project in [[clients.budgets]]")
+    rate = _rate(project, "hourly_rate")
+    if rate is None:
+        return None, (f"'{name}' has no hourly rate in the tracker; "
+                      "set one there, or hourly_rate for the project in [[clients.budgets]]")
+    return rate, None
+
+
+def value_entry(
+    entry: Any, project: Any = None, task: Any = None, person: Any = None, *, fallback_rate: Decimal | None = None
+) -> Value:
+    """The billable amount and rate of one time entry (a TimeEntry row or anything alike).
+
+    `fallback_rate` is the agency's configured rate for the project, used only where the
+    tracker gives none.
+    """
+    if not entry.is_billable:
+        return NOT_BILLABLE
+    own_amount, own_rate = entry.billable_amount, entry.billable_rate
+    if own_amount is not None or own_rate is not None:
+        if own_amount is None:
+            own_amount = Decimal(int(entry.seconds)) * Decimal(own_rate) / 3600
+        return Value(Decimal(own_amount), Decimal(own_rate) if own_rate is not None else None)
+    rate, why = tracker_rate(project, task, person)
+    if rate is None and fallback_rate is not None:
+        rate, why = Decimal(fallback_rate), None
+    if rate is None:
+        return Value(None, None, why)
+    return Value(Decimal(int(entry.seconds)) * rate / 3600, rate)
