@@ -15,12 +15,21 @@ from typing import TextIO
 _SCRUB = re.compile(r"(?i)(bearer\s+|access_token=|refresh_token=|token=|X-Amz-Signature=|Signature=)[^\s&\"']+")
 
 
+def scrub_text(text: str) -> str:
+    """Token-looking fragments (bearer tokens, signatures, credentials in URLs) starred out."""
+    text = _USERINFO.sub(r"\1***@", text)
+    return _SCRUB.sub(lambda m: m.group(1) + "***", text)
+
+
+_USERINFO = re.compile(r"([a-z][a-z0-9+.-]*://)[^/\s@]+@", re.IGNORECASE)
+
+
 class _ScrubFilter(logging.Filter):
     """Last line of defence: a token-looking fragment never reaches a log line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
-        clean = _SCRUB.sub(lambda m: m.group(1) + "***", msg)
+        clean = scrub_text(msg)
         if clean != msg:
             record.msg, record.args = clean, ()
         return True
@@ -112,7 +121,7 @@ class JsonLinesStderr(io.TextIOBase):
             else:
                 self.inner.write(stripped + "\n")
                 return
-        text = _SCRUB.sub(lambda m: m.group(1) + "***", line.rstrip())
+        text = scrub_text(line.rstrip())
         level = "error" if text.startswith(("Error:", "Traceback", "  File ")) or " FAILED" in text else "info"
         out = {"timestamp": _timestamp(time.time()), "level": level, "event": "cli.output", "message": text}
         self.inner.write(json.dumps(out, ensure_ascii=False) + "\n")
