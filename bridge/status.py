@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bridge.config import Config, parse_duration
+from bridge.heartbeat import SchedulerStatus, scheduler_status
 from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
 from bridge.store import Store
@@ -58,12 +59,15 @@ class Status:
     stale_after: dt.timedelta
     sources: tuple[SourceStatus, ...]
     portals: tuple[PortalStatus, ...]
+    scheduler: SchedulerStatus | None = None
     # the last `bridge verify` of each client that has one: figures that drifted from the tracker's
     verified: tuple[Drift, ...] = ()
 
     @property
     def healthy(self) -> bool:
-        return not any(s.stale or s.partial for s in self.sources)
+        # A scheduler that died or stalled is unhealthy at once, before any source goes stale.
+        return not any(s.stale or s.partial for s in self.sources) and not (
+            self.scheduler is not None and self.scheduler.failed)
 
     def as_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
@@ -79,6 +83,7 @@ class Status:
             "stale_after_seconds": int(self.stale_after.total_seconds()),
             "sources": [{k: enc(v) for k, v in asdict(s).items()} for s in self.sources],
             "portals": [{k: enc(v) for k, v in asdict(p).items()} for p in self.portals],
+            "scheduler": self.scheduler.as_dict() if self.scheduler is not None else None,
             "verified": [{k: enc(v) for k, v in asdict(d).items()} for d in self.verified],
         }
 
@@ -138,7 +143,8 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
         ))
     return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
-                  verified=tuple(last_verification(store, [c.key for c in config.clients])))
+                  verified=tuple(last_verification(store, [c.key for c in config.clients])),
+                  scheduler=scheduler_status(store, now))
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -181,6 +187,9 @@ def status_lines(status: Status) -> list[str]:
                        "the store holds part of the data until a run completes (`bridge sync` resumes it)")
         if s.last_error:
             out.append(f"    last error ({_ago(s.last_error_at, now)}): {s.last_error}")
+    if status.scheduler is not None:
+        out.append("Scheduler:")
+        out.extend(status.scheduler.lines(lambda at: _ago(at, now)))
     out.append("Portals:")
     if not status.portals:
         out.append("  (no clients configured)")
@@ -196,6 +205,9 @@ def status_lines(status: Status) -> list[str]:
         stale = ", ".join(s.name for s in status.sources if s.stale)
         partial = ", ".join(s.name for s in status.sources if s.partial)
         why = []
+        if status.scheduler is not None and status.scheduler.failed:
+            why.append("scheduler not running: the last leader stopped without being asked to "
+                       "(its log says why; restart `bridge run`)")
         if stale:
             why.append(f"no successful sync within {config_span(status.stale_after)} for: {stale}")
         if partial:
@@ -251,6 +263,10 @@ def print_rich(status: Status, console: Any) -> None:
             f"[red]expired {_ago(x.link_expires_at, now)}[/red]" if x.link_expired else f"expires {_ago(x.link_expires_at, now)}")
         p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link)
     console.print(p)
+    if status.scheduler is not None:
+        console.print("Scheduler:")
+        for line in status.scheduler.lines(lambda at: _ago(at, now)):
+            console.print(line, markup=False)
     for line in verified_lines(status):
         console.print(line, markup=False, highlight=False)
     if not status.healthy:

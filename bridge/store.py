@@ -30,6 +30,8 @@ from bridge.models import (
     SCHEMA_VERSION,
     DescriptionReview,
     SYNCED_MODELS,
+    ScheduledJob,
+    SchedulerProcess,
     Quarantine,
     SchemaVersion,
     SourceSecret,
@@ -53,6 +55,15 @@ def _add_description_reviews(conn: Connection) -> None:
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_description_reviews}
+
+
+def _add_scheduler_tables(conn: Connection) -> None:
+    # The process heartbeats and the leader's persisted schedule (issue 16).
+    for model in (SchedulerProcess, ScheduledJob):
+        model.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS[3] = _add_scheduler_tables
 
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 

@@ -294,6 +294,20 @@ class S3Publisher:
             raise PublishError(f"S3 delete in bucket {self.bucket!r} failed: {_code(exc)}") from None
         return len(keys)
 
+    def portals(self) -> dict[str, int]:
+        """Every portal folder under the prefix (token -> object count): one listing, no reads."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        out: dict[str, int] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+                for obj in page.get("Contents", []):
+                    token, sep, _ = obj["Key"][len(base):].partition("/")
+                    if sep and _is_token(token):
+                        out[token] = out.get(token, 0) + 1
+        except ClientError as exc:
+            raise PublishError(f"S3 listing of bucket {self.bucket!r} failed: {_code(exc)}") from None
+        return out
+
     # --- S3 calls ------------------------------------------------------------------------
     def _folder(self, token: str) -> str:
         return f"{self.prefix}/{token}" if self.prefix else token
@@ -452,3 +466,11 @@ def _matches(patterns: list[str], value: str) -> bool:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "error"))
+
+
+def _is_token(name: str) -> bool:
+    try:
+        mf.check_token(name)
+    except ValueError:
+        return False
+    return True
