@@ -348,6 +348,9 @@ class ClientConfig(_Model):
     visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
     thresholds: list[int] = Field(default_factory=lambda: [75, 90, 100])
     burn_window_weeks: int = Field(4, ge=1)
+    budget_basis: Literal["tracker", "published"] = Field(
+        "tracker", description="What budget use counts: 'tracker' = all time logged on the project, as the time "
+        "tracker counts it (hidden work counted, not itemized); 'published' = only the work the portal lists.")
     notes: str | None = Field(None, description="Explanatory notes shown on the portal.")
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
@@ -430,12 +433,17 @@ class PublishConfig(_Model):
 
 
 class SmtpConfig(_Model):
-    host: str = "localhost"
+    # No host, no mail: nothing is sent (and nothing fails every cycle) until [smtp] is set up.
+    host: str | None = Field(None, description="SMTP server; mail is off while unset (`bridge mail --test` checks it).")
     port: int = 25
     security: Literal["none", "starttls", "tls"] = "none"
     user_env: str | None = None
     password_env: str | None = None
     sender: str = "clearhours <noreply@localhost>"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
 
 
 class AlertsConfig(_Model):

@@ -445,6 +445,7 @@ def invite(
     send: Callable[[Any], None],
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    allow_local: bool = False,
 ) -> tuple[Invitation, Any]:
     """Send a client contact their portal link. Only addresses in that client's `contacts`.
 
@@ -466,6 +467,11 @@ def invite(
         raise PublishError(
             f"client {client.key!r}: its link expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
             f"run `bridge links --refresh --client {client.key}` first"
+        )
+    if row.url.startswith("file://") and not allow_local and not dry_run:
+        raise ConfigError(
+            f"client {client.key!r}: its link is a file on this machine ({row.url.split('/')[0]}//…), which the "
+            "client cannot open; publish to S3 first, or pass --allow-local if they share this machine"
         )
     message = compose(config, client, row.url, row.expires_at, addr)
     if not dry_run:

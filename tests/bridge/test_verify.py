@@ -178,3 +178,9 @@ def test_an_override_naming_no_project_is_reported(seeded: Store) -> None:
     [result] = verify(seeded, config, lambda source, ids, today: [], now=NOW)
     assert result.errors == ["budgets: 'h:Websitee' names no project of this client in the store; check the id or name "
                              "in its [[clients.budgets]] entry (the override is not applied)"]
+
+
+def test_a_running_timer_s_value_is_explained_too(seeded: Store) -> None:
+    # the tracker values the running 0.75 h at 150 = 112.50 on top of 2100.00
+    [d] = run(seeded, [fig("billable_amount", "2212.50", "EUR")]).differences
+    assert d.explained and "running timer" in d.cause
