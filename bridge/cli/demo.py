@@ -120,6 +120,7 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"Config: {cfg_path}\nStore:  {env.config.store.url}\n")
         ctx.obj = env
         ctx.invoke(sync)
+        _demo_verify(env)  # while the sandbox still answers
     except SystemExit as exc:
         if exc.code:
             raise click.ClickException("the demo sync failed; see the errors above") from None
@@ -133,6 +134,21 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
                    f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
     _demo_publish(env, out)
+
+
+def _demo_verify(env: Env) -> None:
+    """The synced figures against each tracker's own reports (`bridge verify`): none may differ."""
+    from bridge.cli.verify import run_verify
+    from bridge.verify import report_lines
+
+    results = run_verify(env)
+    checked = sum(r.checked for r in results)
+    if all(r.ok for r in results):
+        click.echo(f"\nChecked against each tracker's own reports: {checked} figures, no difference.")
+        return
+    for line in report_lines(results):
+        click.echo(line, err=True)
+    raise click.ClickException("the demo's figures differ from the trackers' own reports; see the lines above")
 
 
 DEMO_HEADER = "# Written by `bridge demo`"
