@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SANDBOX_PROC = """
 import sys
 from connectors.sandbox import start_sandbox
-s = start_sandbox(seed=int(sys.argv[1]), entries=int(sys.argv[2]), port=0, rate_limits=sys.argv[3] == "1")
+s = start_sandbox(seed=int(sys.argv[1]), entries=int(sys.argv[2]), port=0, rate_limits=sys.argv[3] == "1", shared=True)
 print(s.base_url, flush=True)
 s.wait()
 """

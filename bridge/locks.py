@@ -40,9 +40,9 @@ _local_locks: dict[tuple[str, str], threading.Lock] = {}
 _local_guard = threading.Lock()
 
 
-def lock_key(source: str) -> int:
+def lock_key(source: str, kind: str = "sync") -> int:
     """A stable signed 64-bit key for `source` (the same on every machine and Python run)."""
-    digest = hashlib.blake2b(f"clearhours:sync:{source}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"clearhours:{kind}:{source}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
@@ -50,8 +50,10 @@ def _holder_label() -> str:
     return f"pid {os.getpid()} on {socket.gethostname()}"
 
 
-def _busy(source: str, holder: str | None) -> LockedError:
+def _busy(source: str, holder: str | None, kind: str = "sync") -> LockedError:
     who = f" ({holder})" if holder else ""
+    if kind == "client":
+        return LockedError(f"portal {source} is being published by another process{who}")
     return LockedError(f"source {source} is being synced by another process{who}; skipped")
 
 
@@ -62,16 +64,32 @@ def source_lock(store: Store, source: str, *, wait: bool = False) -> Iterator[No
     Raises LockedError at once when another holder has it, or with `wait=True` blocks
     until it is free.
     """
+    with _named_lock(store, "sync", source, wait):
+        yield
+
+
+@contextmanager
+def client_lock(store: Store, client_key: str, *, wait: bool = False) -> Iterator[None]:
+    """Hold the publish lock of one portal client: one publish of it at a time, anywhere.
+
+    Same mechanics as `source_lock`; raises LockedError when busy unless `wait`.
+    """
+    with _named_lock(store, "client", client_key, wait):
+        yield
+
+
+@contextmanager
+def _named_lock(store: Store, kind: str, name: str, wait: bool) -> Iterator[None]:
     if store.dialect == "postgresql":
-        with _pg_lock(store, source, wait):
+        with _pg_lock(store, name, wait, kind):
             yield
         return
-    path = lock_path(store, source)
+    path = lock_path(store, name) if kind == "sync" else lock_path(store, f"@{kind}.{name}")
     if path is None:
-        with _memory_lock(store, source, wait):
+        with _memory_lock(store, f"{kind}:{name}", wait, name, kind):
             yield
         return
-    with _file_lock(path, source, wait):
+    with _file_lock(path, name, wait, kind):
         yield
 
 
@@ -85,7 +103,7 @@ def lock_path(store: Store, source: str) -> Path | None:
 
 
 @contextmanager
-def _file_lock(path: Path, source: str, wait: bool) -> Iterator[None]:
+def _file_lock(path: Path, source: str, wait: bool, kind: str = "sync") -> Iterator[None]:
     # Each call opens its own file description: flock then excludes other threads of
     # this process too, not only other processes.
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -95,7 +113,7 @@ def _file_lock(path: Path, source: str, wait: bool) -> Iterator[None]:
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise
-            raise _busy(source, _read_holder(path)) from None
+            raise _busy(source, _read_holder(path), kind) from None
         # Only the holder writes: the label is for the message a loser prints.
         os.ftruncate(fd, 0)
         os.pwrite(fd, _holder_label().encode(), 0)
@@ -117,11 +135,11 @@ def _read_holder(path: Path) -> str | None:
 
 
 @contextmanager
-def _memory_lock(store: Store, source: str, wait: bool) -> Iterator[None]:
+def _memory_lock(store: Store, slot: str, wait: bool, name: str, kind: str) -> Iterator[None]:
     with _local_guard:
-        lock = _local_locks.setdefault((store.url, source), threading.Lock())
+        lock = _local_locks.setdefault((store.url, slot), threading.Lock())
     if not lock.acquire(blocking=wait):
-        raise _busy(source, "this process")
+        raise _busy(name, "this process", kind)
     try:
         yield
     finally:
@@ -129,8 +147,8 @@ def _memory_lock(store: Store, source: str, wait: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _pg_lock(store: Store, source: str, wait: bool) -> Iterator[None]:
-    key = lock_key(source)
+def _pg_lock(store: Store, source: str, wait: bool, kind: str = "sync") -> Iterator[None]:
+    key = lock_key(source, kind)
     conn = store.engine.connect()
     try:
         # Autocommit: the lock is session-level and must not wait on (or be undone by) a
@@ -141,7 +159,7 @@ def _pg_lock(store: Store, source: str, wait: bool) -> Iterator[None]:
             conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": key})
         elif not conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one():
             holder = _pg_holder(conn, key)
-            raise _busy(source, holder)
+            raise _busy(source, holder, kind)
         try:
             yield
         finally:
@@ -175,4 +193,4 @@ def _pg_holder(conn: sa.Connection, key: int) -> str | None:
     return f"server session from {row[1]}" if row[1] else None
 
 
-__all__ = ["source_lock", "lock_key", "lock_path"]
+__all__ = ["source_lock", "client_lock", "lock_key", "lock_path"]

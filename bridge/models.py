@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 2: description_reviews
+SCHEMA_VERSION = 3  # 2: description_reviews; 3: scheduler_processes and scheduled_jobs (issue 16)
 
 
 class UTCDateTime(TypeDecorator):
@@ -360,6 +360,45 @@ class AlertCrossing(SQLModel, table=True):
     period: str  # "total" or "YYYY-MM" for monthly budgets
     budget: str  # the budget it was crossed against; a raised budget re-arms
     sent_at: Optional[dt.datetime] = _utc()
+
+
+class SchedulerProcess(SQLModel, table=True):
+    """A `bridge run`, `beat` or `worker` process and its heartbeat (bridge.heartbeat).
+
+    The leader lock decides who schedules; this row only tells `bridge status` and the
+    other processes who that is, with what configuration, and whether it is alive.
+    """
+
+    __tablename__ = "scheduler_processes"
+    id: str = Field(primary_key=True, max_length=120)  # "<host>:<pid>:<random>"
+    host: str = Field(max_length=255)
+    pid: int
+    mode: str = Field(max_length=20)  # run | beat | worker
+    role: str = Field(max_length=20)  # leader | standby | worker | stopped
+    fingerprint: str = Field(max_length=64)  # of the effective configuration, secrets excluded
+    config_keys: str  # JSON {key: hash of its value}: names what differs, reveals no value
+    heartbeat_every: float  # seconds; the row is dead after a few missed beats
+    started_at: Optional[dt.datetime] = _utc()
+    heartbeat_at: Optional[dt.datetime] = _utc()
+    leader_since: Optional[dt.datetime] = _utc()
+    stopped_at: Optional[dt.datetime] = _utc()
+    note: Optional[str] = None  # why it stopped, or what it waits for
+
+
+class ScheduledJob(SQLModel, table=True):
+    """The leader's schedule, so a new leader continues it instead of starting over.
+
+    Only the leader writes, and only rows of its own jobs; APScheduler itself keeps its
+    jobs in memory (bridge.scheduler explains why).
+    """
+
+    __tablename__ = "scheduled_jobs"
+    id: str = Field(primary_key=True, max_length=200)  # "sync:<source>", "links:refresh", ...
+    schedule: str  # the trigger's description: a changed schedule starts afresh
+    last_run_at: Optional[dt.datetime] = _utc()
+    next_run_at: Optional[dt.datetime] = _utc()
+    written_by: Optional[str] = Field(default=None, max_length=120)
+    updated_at: Optional[dt.datetime] = _utc()
 
 
 class DescriptionReview(SQLModel, table=True):

@@ -7,15 +7,21 @@ by the composition root as a `Jobs` object; this module decides *when*.
   `cron` expression in the agency's zone; one nightly `reconcile:<source>` that syncs with
   `full=True` so deletions outside the reconcile window are found; one `links:refresh`
   that re-publishes clients whose signed link expires within `publish.refresh_before`.
-- Jobs live in the store's own database (APScheduler's SQLAlchemyJobStore, table
-  `bridge_scheduler_jobs`) under stable ids. A restart keeps a job whose trigger did not
-  change, with its persisted next run time: a run that was due while the process was
-  down happens once (coalesce), never once per missed interval and never twice.
-- max_instances=1 keeps a slow sync from overlapping itself inside a process; the
-  per-source lock (bridge.locks) does the same across processes.
-- The store pickles a job as a reference to a module-level function plus its arguments
-  (the config path and the source name), so a restarted process rebuilds its context;
-  `register_context` / `context_factory` provide it.
+- Exactly one process schedules: `run_scheduler` first wins the leader lock
+  (bridge.leader); other processes wait as standbys and take over when it dies.
+- APScheduler keeps the jobs in memory. Only the leader schedules, so nothing needs
+  sharing, and APScheduler 3's shared job stores are exactly what it warns against (every
+  process fires every job; a job-store error or a job removed by another process kills
+  the scheduler thread). What must outlive the process is small: each job's last and
+  next run time, in the `scheduled_jobs` table. A new leader (a restart, or a standby
+  taking over) continues from there: a run that was due while no leader ran happens once
+  (coalesce), never once per missed interval and never twice. The leader writes only
+  its own jobs' rows and never deletes one.
+- max_instances=1 keeps a slow sync from overlapping itself; the per-source lock
+  (bridge.locks) does the same against a `bridge sync` run by hand.
+- A watchdog (`serve`) checks the scheduler thread on every tick: if it died, or a job
+  is overdue by more than `stall_after`, the process logs why and exits 3, so a service
+  manager restarts it; its heartbeat stops, and `bridge status` says so.
 - SIGTERM/SIGINT set `Jobs.stop`: no new job starts, a running sync stops after the page
   it is committing, `serve()` returns 0.
 """
@@ -32,10 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import BaseJobStore
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.cron import CronTrigger
@@ -43,13 +48,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge.config import Config, parse_duration
 from bridge.errors import BridgeError, ConfigError
-from bridge.models import utcnow
+from bridge.fingerprint import config_keys
+from bridge.heartbeat import Heartbeat
+from bridge.leader import Election, LeaderLock
+from bridge.models import ScheduledJob, utcnow
 from bridge.publishing import links_due
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
 
-JOBS_TABLE = "bridge_scheduler_jobs"
+EXIT_SCHEDULER_FAILED = 3  # the scheduler thread died or stalled, or leadership was lost
 RECONCILE_HOUR = 3  # local time in the agency's zone: quiet hours for the providers
 LINK_CHECK_MAX = dt.timedelta(hours=1)
 LINK_CHECK_MIN = dt.timedelta(minutes=1)
@@ -72,6 +80,10 @@ class Jobs:
     publish: Callable[[set[str]], Any] | None = None
     alerts: Callable[[set[str]], Any] | None = None
     reinvite: Callable[[set[str]], Any] | None = None  # send refreshed links to those invited before
+    # Replaces publish + reinvite for the link refresh when both run elsewhere
+    # (`bridge beat` queues one task per client that publishes, then re-invites).
+    refresh: Callable[[set[str]], Any] | None = None
+    verify: Callable[[set[str]], Any] | None = None  # compare those clients' figures with the trackers' (nightly)
     digest: Callable[[], Any] | None = None  # weekly digests that are due (bridge/digest.py sends each once)
     stop: threading.Event = field(default_factory=threading.Event)
     # One publish at a time in this process: a sync job and the link refresh may both
@@ -167,8 +179,18 @@ def sync_job(config_path: str, source: str, full: bool = False) -> None:
 
 
 def reconcile_job(config_path: str, source: str) -> None:
-    """The nightly full pass: every id is checked, so deletions older than the window are found."""
+    """The nightly full pass: every id is checked, so deletions older than the window are found.
+    Then the clients of this source are checked against the tracker's own reports (`bridge verify`)."""
     sync_job(config_path, source, True)
+    ctx = _context(config_path)
+    if ctx.jobs.verify is None or ctx.jobs.stop.is_set():
+        return
+    keys = {c.key for c in ctx.config.clients if source in c.sources}
+    if keys:
+        try:
+            ctx.jobs.verify(keys)
+        except BridgeError as exc:
+            log.error("verify %s: %s", ", ".join(sorted(keys)), exc)
 
 
 def refresh_links_job(config_path: str) -> None:
@@ -179,7 +201,10 @@ def refresh_links_job(config_path: str) -> None:
     due = set(links_due(ctx.store, ctx.config, utcnow()))
     if due:
         log.info("links: refreshing %s", ", ".join(sorted(due)))
-        _publish(ctx.jobs, due)
+        if ctx.jobs.refresh is not None:
+            ctx.jobs.refresh(due)
+        else:
+            _publish(ctx.jobs, due)
         if ctx.jobs.reinvite is not None and not ctx.jobs.stop.is_set():
             try:
                 ctx.jobs.reinvite(due)
@@ -214,17 +239,34 @@ def _publish(jobs: Jobs, keys: set[str]) -> None:
 
 
 class Scheduler(BackgroundScheduler):
-    """BackgroundScheduler that never dispatches once shut down.
+    """BackgroundScheduler that never dispatches once shut down, and says why it died.
 
     APScheduler 3 lets its loop run one more round after `shutdown()`: a job due then is
     handed to the stopped executor, fails, and its next run time still moves on, so the
-    run is lost across the restart. Skipping that round leaves the job due in the store.
+    run is lost. Skipping that round leaves the job due for the next leader.
+
+    An exception in its loop ends the scheduler thread while the process lives on with
+    nothing scheduled; `failure` keeps the reason for the watchdog.
     """
+
+    failure: str | None = None
 
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
             return None
         return super()._process_jobs()  # type: ignore[no-any-return]
+
+    def _main_loop(self) -> None:
+        try:
+            super()._main_loop()
+        except Exception as exc:
+            # The thread ends here, as it would anyway; the watchdog exits the process.
+            self.failure = f"{exc.__class__.__name__}: {exc}"
+            log.exception("the scheduler thread failed")
+
+    def thread_alive(self) -> bool:
+        thread = getattr(self, "_thread", None)
+        return thread is not None and thread.is_alive()
 
 
 @dataclass(frozen=True)
@@ -275,22 +317,41 @@ def job_specs(config: Config, config_path: str) -> list[JobSpec]:
     return specs
 
 
-def _same_schedule(job: Any, spec: JobSpec) -> bool:
-    def shape(trigger: Any) -> tuple[Any, ...]:
-        return (type(trigger).__name__, str(trigger), str(getattr(trigger, "timezone", "")))
-
-    return (
-        job.func_ref == f"{spec.func.__module__}:{spec.func.__qualname__}"
-        and tuple(job.args) == spec.args
-        and shape(job.trigger) == shape(spec.trigger)
-    )
+def _schedule_of(spec: JobSpec) -> str:
+    """What makes two schedules the same job: function, arguments' source and trigger."""
+    trigger = spec.trigger
+    name = spec.args[1] if len(spec.args) > 1 else ""
+    return f"{spec.func.__qualname__}({name}) {type(trigger).__name__} {trigger} {getattr(trigger, 'timezone', '')}"[:500]
 
 
-def _job_store(store: Store) -> BaseJobStore:
-    db = store.engine.url.database
-    if store.dialect == "sqlite" and (not db or db == ":memory:"):
-        return MemoryJobStore()  # an in-memory store cannot outlive the process anyway
-    return SQLAlchemyJobStore(engine=store.engine, tablename=JOBS_TABLE)
+# --- the persisted schedule --------------------------------------------------------------
+
+_SJ = ScheduledJob.__table__  # type: ignore[attr-defined]
+
+
+def _stored_schedule(store: Store) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {r.id: r for r in conn.execute(sa.select(_SJ))}
+
+
+def _write_schedule(store: Store, job_id: str, schedule: str, *, writer: str | None,
+                    next_run: dt.datetime | None, last_run: dt.datetime | None = None) -> None:
+    values: dict[str, Any] = {"schedule": schedule, "next_run_at": next_run, "written_by": writer, "updated_at": utcnow()}
+    if last_run is not None:
+        values["last_run_at"] = last_run
+    ins = store._insert(_SJ).values(id=job_id, **values)
+    with store.engine.begin() as conn:
+        conn.execute(ins.on_conflict_do_update(index_elements=["id"], set_=values))
+
+
+def _first_run(spec: JobSpec, old: Any, now: dt.datetime) -> dt.datetime | None:
+    """When a job of this schedule runs first in this process."""
+    if old is not None and old.schedule == _schedule_of(spec):
+        if old.next_run_at is not None:
+            return old.next_run_at  # type: ignore[no-any-return]
+        if old.last_run_at is not None:
+            return spec.trigger.get_next_fire_time(old.last_run_at, now)  # type: ignore[no-any-return]
+    return now if spec.start_now else spec.trigger.get_next_fire_time(None, now)
 
 
 def build_scheduler(
@@ -301,89 +362,206 @@ def build_scheduler(
     config_path: str | None = None,
     publish_on_start: bool = True,
     now: dt.datetime | None = None,
+    writer: str | None = None,
 ) -> Scheduler:
     """A scheduler with this config's jobs added (pending until `start()` or `serve()`).
 
-    Jobs already in the store with the same schedule keep their persisted next run
-    time; new or changed ones first run now; jobs of removed sources are dropped.
+    A job whose schedule is unchanged continues from its persisted next run time; a new
+    or changed one first runs now (the nightly pass: at night). Call it only while
+    holding the leader lock (`run_scheduler` does): it writes the schedule's rows.
     """
     path = config_path or str(config.path or "bridge.toml")
     register_context(path, RunContext(config, store, jobs))
-    jobstore = _job_store(store)
     # Threads, not processes: each sync spends its time waiting on HTTP.
     executor = ThreadPoolExecutor(max_workers=max(2, min(8, len(config.sources) + 1)))
     scheduler = Scheduler(
-        jobstores={"default": jobstore, "volatile": MemoryJobStore()},
+        jobstores={"default": MemoryJobStore()},
         executors={"default": executor},
         job_defaults={"coalesce": True, "max_instances": 1},
         timezone=config.agency.zone,
     )
-    # Read what the store holds before anything is replaced.
-    jobstore.start(scheduler, "default")
-    existing = {j.id: j for j in jobstore.get_all_jobs()}
+    stored = _stored_schedule(store)
     now = now or utcnow()
     specs = job_specs(config, path)
+    schedules = {spec.id: _schedule_of(spec) for spec in specs}
     for spec in specs:
-        old = existing.get(spec.id)
-        if old is not None and _same_schedule(old, spec):
-            next_run = old.next_run_time
-        else:
-            next_run = now if spec.start_now else spec.trigger.get_next_fire_time(None, now)
+        next_run = _first_run(spec, stored.get(spec.id), now)
         scheduler.add_job(
-            spec.func, spec.trigger, args=spec.args, id=spec.id, name=spec.id, jobstore="default",
-            replace_existing=True, coalesce=True, max_instances=1,
-            misfire_grace_time=spec.misfire_grace_time, next_run_time=next_run,
+            spec.func, spec.trigger, args=spec.args, id=spec.id, name=spec.id,
+            coalesce=True, max_instances=1, misfire_grace_time=spec.misfire_grace_time, next_run_time=next_run,
         )
-    wanted = {s.id for s in specs}
-    for job_id in existing:
-        if job_id not in wanted:
-            jobstore.remove_job(job_id)
+        _write_schedule(store, spec.id, schedules[spec.id], writer=writer, next_run=next_run)
+
+    def record(event: JobSubmissionEvent) -> None:
+        # Runs in the scheduler thread after APScheduler moved the job on. A database error
+        # here is logged, never raised: it must not end the thread (APScheduler 3.11 loses
+        # its thread on a failing job-store update, which is why no job store is shared).
+        if event.job_id not in schedules:
+            return
+        job = scheduler.get_job(event.job_id)
+        try:
+            _write_schedule(store, event.job_id, schedules[event.job_id], writer=writer,
+                            next_run=job.next_run_time if job else None, last_run=event.scheduled_run_times[-1])
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("schedule of %s not saved (%s); a new leader may run it early", event.job_id, exc.__class__.__name__)
+
+    scheduler.add_listener(record, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
     if publish_on_start and config.clients:
         scheduler.add_job(publish_all_job, "date", run_date=now, args=(path,), id="publish:start",
-                          jobstore="volatile", misfire_grace_time=None)
+                          misfire_grace_time=None)
     return scheduler
 
 
-def serve(scheduler: Scheduler, jobs: Jobs, *, install_signals: bool = True, tick: float = 0.5) -> int:
-    """Run until SIGTERM/SIGINT (or `jobs.stop` is set); the page in flight commits; 0."""
+# --- running it: leader election, watchdog, heartbeat ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How often a standby looks for the lock, the heartbeat, and when a job counts as stalled."""
+
+    poll: float
+    heartbeat: float
+    stall_after: float
+
+    @classmethod
+    def for_config(cls, config: Config) -> "Timing":
+        # Derived from the shortest sync interval, so a standby takes over well within one
+        # interval: a 5-minute schedule polls every 5 s; a 2-second test schedule, 0.5 s.
+        shortest = min((s.interval.total_seconds() for s in config.sources if not s.cron), default=300.0)
+        poll = min(5.0, max(0.2, shortest / 4))
+        heartbeat = min(10.0, max(0.5, shortest / 2))
+        return cls(poll=poll, heartbeat=heartbeat, stall_after=max(30.0, 3 * heartbeat))
+
+
+def scheduler_problem(scheduler: Scheduler, now: dt.datetime, stall_after: float) -> str | None:
+    """Why the scheduler is not working, or None while it is."""
+    if scheduler.failure is not None:
+        return f"the scheduler thread died ({scheduler.failure})"
+    if not scheduler.thread_alive():
+        return "the scheduler thread is not running"
+    overdue = [
+        j for j in scheduler.get_jobs()
+        if j.next_run_time is not None and (now - j.next_run_time).total_seconds() > stall_after
+    ]
+    if overdue:
+        late = max(now - j.next_run_time for j in overdue)
+        return (f"the scheduler stopped firing: {', '.join(sorted(j.id for j in overdue))} overdue by "
+                f"{int(late.total_seconds())} s")
+    return None
+
+
+def serve(
+    scheduler: Scheduler,
+    jobs: Jobs,
+    *,
+    install_signals: bool = True,
+    tick: float = 0.5,
+    heartbeat: Heartbeat | None = None,
+    leader: LeaderLock | None = None,
+    stall_after: float = 60.0,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `jobs.stop`): 0. The page in flight commits.
+
+    Returns EXIT_SCHEDULER_FAILED, after logging why, when the scheduler thread dies or
+    stalls or (PostgreSQL) the leader lock's connection broke.
+    """
     stop = jobs.stop
-    previous: dict[int, Any] = {}
-    if install_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    previous = _install_signals(stop) if install_signals else {}
+    code = 0
+    since_beat = 0.0
     try:
         scheduler.start()
         log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
         while not stop.wait(tick):
-            pass
-        log.info("stopping: letting running syncs commit their current page")
+            problem = scheduler_problem(scheduler, dt.datetime.now(dt.timezone.utc), stall_after)
+            if problem is None and leader is not None and not leader.healthy():
+                problem = "the leader lock was lost (its database connection broke)"
+            if problem is not None:
+                log.error("%s; exiting with status %d so that the service manager restarts this process",
+                          problem, EXIT_SCHEDULER_FAILED)
+                if heartbeat is not None:
+                    heartbeat.stopped(problem)
+                code = EXIT_SCHEDULER_FAILED
+                break
+            since_beat += tick
+            if heartbeat is not None and since_beat >= heartbeat.every:
+                since_beat = 0.0
+                heartbeat.beat()
+        if code == 0:
+            log.info("stopping: letting running syncs commit their current page")
     finally:
         stop.set()
-        if scheduler.running:
+        if scheduler.state != STATE_STOPPED:
             # Stops scheduling first, then waits for running jobs (they see `stop`).
             scheduler.shutdown(wait=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0
+        _restore_signals(previous)
+    return code
+
+
+def _install_signals(stop: threading.Event) -> dict[int, Any]:
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def run_scheduler(
+    config: Config,
+    store: Store,
+    jobs: Jobs,
+    *,
+    config_path: str,
+    mode: str = "run",
+    publish_on_start: bool = True,
+    timing: Timing | None = None,
+    install_signals: bool = True,
+    on_leader: Callable[[], None] | None = None,
+) -> int:
+    """`bridge run` (or `bridge beat`): wait to lead, then schedule until stopped.
+
+    Raises ConfigError when this process's configuration differs from the leader's.
+    Returns serve()'s exit status; 0 when stopped while still a standby.
+    """
+    timing = timing or Timing.for_config(config)
+    heartbeat = Heartbeat(store, mode=mode, keys=config_keys(config), every=timing.heartbeat)
+    election = Election(store, heartbeat, poll=timing.poll, stop=jobs.stop)
+    previous = _install_signals(jobs.stop) if install_signals else {}
+    note = None
+    try:
+        if not election.wait():
+            return 0
+        if on_leader is not None:
+            on_leader()
+        scheduler = build_scheduler(config, store, jobs, config_path=config_path,
+                                    publish_on_start=publish_on_start, writer=heartbeat.id)
+        code = serve(scheduler, jobs, install_signals=False, tick=min(0.5, timing.poll), heartbeat=heartbeat,
+                     leader=election.lock, stall_after=timing.stall_after)
+        return code
+    except ConfigError as exc:
+        note = str(exc)[:1000]
+        raise
+    finally:
+        election.release()
+        if not heartbeat.done:  # serve() already wrote why the scheduler failed
+            heartbeat.stopped(note)
+        _restore_signals(previous)
 
 
 def next_runs(store: Store) -> dict[str, dt.datetime]:
-    """Persisted next run time per job id, read without unpickling (for `bridge status`)."""
-    if store.dialect == "sqlite" and store.engine.url.database in (None, "", ":memory:"):
-        return {}
+    """The leader's persisted next run time per job id (for `bridge status`)."""
     try:
-        if not sa.inspect(store.engine).has_table(JOBS_TABLE):
-            return {}
-        with store.engine.connect() as conn:
-            rows = conn.execute(sa.text(f"SELECT id, next_run_time FROM {JOBS_TABLE}")).all()
+        return {job_id: row.next_run_at for job_id, row in _stored_schedule(store).items() if row.next_run_at}
     except sa.exc.SQLAlchemyError:
         return {}
-    return {
-        str(r[0]): dt.datetime.fromtimestamp(float(r[1]), dt.timezone.utc) for r in rows if r[1] is not None
-    }
 
 
 __all__ = [
-    "Jobs", "RunContext", "build_scheduler", "serve", "sync_job", "reconcile_job", "refresh_links_job",
+    "Jobs", "RunContext", "Timing", "build_scheduler", "serve", "run_scheduler", "scheduler_problem", "sync_job", "reconcile_job", "refresh_links_job",
     "publish_all_job", "clients_for_changes", "job_specs", "next_runs", "register_context",
 ]

@@ -30,6 +30,8 @@ from bridge.models import (
     SCHEMA_VERSION,
     DescriptionReview,
     SYNCED_MODELS,
+    ScheduledJob,
+    SchedulerProcess,
     Quarantine,
     SchemaVersion,
     SourceSecret,
@@ -53,6 +55,15 @@ def _add_description_reviews(conn: Connection) -> None:
 
 
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _add_description_reviews}
+
+
+def _add_scheduler_tables(conn: Connection) -> None:
+    # The process heartbeats and the leader's persisted schedule (issue 16).
+    for model in (SchedulerProcess, ScheduledJob):
+        model.__table__.create(conn, checkfirst=True)  # type: ignore[attr-defined]
+
+
+MIGRATIONS[3] = _add_scheduler_tables
 
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 
@@ -422,6 +433,41 @@ class Store:
             for chunk in _chunks([r[0] for r in gone], 900):
                 conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
         return len(gone), {r[1] for r in gone if len(r) > 1 and r[1]}
+
+    def absent_ids(self, source: str, model: type[Synced], present: set[str], window_start: dt.date | None = None) -> set[str]:
+        """Ids the provider lists (within the window) that the store lacks or holds as deleted."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        cond = [t.c.source == source, t.c.is_deleted.is_(False)]
+        if window_start is not None and "spent_date" in t.c:
+            cond.append(t.c.spent_date >= window_start)
+        with self.engine.connect() as conn:
+            live = {r[0] for r in conn.execute(sa.select(t.c.source_id).where(*cond))}
+        missing = present - live
+        if missing and window_start is not None and "spent_date" in t.c:
+            # the provider's window may reach a day further (zones); a row we hold just
+            # outside ours is not missing
+            with self.engine.connect() as conn:
+                for chunk in _chunks(sorted(missing), 900):
+                    missing -= {r[0] for r in conn.execute(sa.select(t.c.source_id).where(
+                        t.c.source == source, t.c.is_deleted.is_(False), t.c.source_id.in_(chunk)))}
+        return missing
+
+    # A source the provider asked to wait (Retry-After beyond the configured maximum) keeps
+    # the moment it may be asked again in a cursor row of its own.
+    PAUSE = "(retry-after)"
+
+    def pause_source(self, source: str, until: dt.datetime | None) -> None:
+        with self.engine.begin() as conn:
+            self._put_cursor(conn, source, self.PAUSE, now=utcnow(), value=until)
+
+    def paused_until(self, source: str) -> dt.datetime | None:
+        cur = self.cursor(source, self.PAUSE)
+        return cur.value if cur is not None else None
+
+    def rewind_cursor(self, source: str, resource: str, value: dt.datetime | None) -> None:
+        """Put a resource's high-water mark back (None: list everything next time)."""
+        with self.engine.begin() as conn:
+            self._put_cursor(conn, source, resource, now=utcnow(), value=value)
 
     def delete_ids(self, source: str, model: type[Synced], ids: Iterable[str]) -> tuple[int, set[str]]:
         """Soft-delete rows the provider reported deleted (Productive's activity feed)."""

@@ -49,8 +49,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bridge.config import SourceConfig
-from bridge.connector import Context, Page, Resource
-from bridge.errors import AuthError, ConfigError, FatalSourceError, RecordError, SourceError
+from bridge.connector import Access, Context, Page, Resource
+from bridge.errors import AuthError, ConfigError, FatalSourceError, ForbiddenError, RecordError, SourceError
 from bridge.http import HttpClient, RateLimiter, RetryPolicy, client_for, parse_retry_after
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.normalize import (
@@ -67,6 +67,7 @@ from bridge.normalize import (
 )
 from bridge.pagination import PageNumberPager, dig
 from bridge.redaction import scrub
+from connectors.access import Identity, guarded
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,20 @@ class SecretStore(Protocol):
 
 REFRESH_TOKEN = "refresh_token"
 SEED_HASH = "refresh_token_seed_sha256"
+# The access token and its expiry (epoch seconds) are kept too, so that each `bridge run`
+# cycle (a new connector every 5 minutes) reuses it instead of spending the single-use
+# refresh token ~288 times a day: a refresh happens only when the access token is near expiry.
+ACCESS_TOKEN = "access_token"
+ACCESS_EXPIRES = "access_token_expires_at"
+REFRESHED_AT = "refreshed_at"
+
+
+def reauthorize_advice(source: SourceConfig) -> str:
+    """The one command that recovers a FreshBooks source whose refresh token is spent or revoked."""
+    advice = f"re-authorize with `bridge auth {source.name}`"
+    if source.refresh_token_env:
+        advice += f" (or put a new refresh token in {source.refresh_token_env})"
+    return advice
 
 
 def _sha256(value: str) -> str:
@@ -480,8 +495,10 @@ class TokenManager:
         return [s for s in self._known if s]
 
     def access_token(self) -> str:
-        """A valid access token, refreshing first when there is none or it is about to expire."""
+        """A valid access token: in memory, else the stored one if not near expiry, else refreshed."""
         with self._lock:
+            if self._access is None:
+                self._load_stored_access()
             if self._access is None or self.clock() >= self._expires_at:
                 self._refresh()
             assert self._access is not None
@@ -491,8 +508,19 @@ class TokenManager:
         """HTTP 401 mid-run: the token expired early or was revoked; refresh and retry once."""
         with self._lock:
             self._access = None
+            if self.store is not None:
+                self.store.put_secret(self.source.name, ACCESS_TOKEN, "")
             self._refresh()
         return True
+
+    def _load_stored_access(self) -> None:
+        if self.store is None:
+            return
+        access = self.store.get_secret(self.source.name, ACCESS_TOKEN)
+        expires = _float(self.store.get_secret(self.source.name, ACCESS_EXPIRES), 0.0)
+        if access and self.clock() < expires:
+            self._known.append(access)
+            self._access, self._expires_at = access, expires
 
     # -- internals --
     def _env_token(self) -> str | None:
@@ -522,7 +550,7 @@ class TokenManager:
             self._known.append(env_value)
             return env_value
         raise ConfigError(
-            f"sources '{self.source.name}': no FreshBooks refresh token; set one in {self.env_name}"
+            f"sources '{self.source.name}': not authorized with FreshBooks yet; {reauthorize_advice(self.source)}"
         )
 
     def _refresh(self) -> None:
@@ -567,6 +595,7 @@ class TokenManager:
         lifetime = _float(body.get("expires_in"), 12 * 3600.0)
         self._access = access
         self._expires_at = self.clock() + lifetime - min(REFRESH_MARGIN_S, lifetime / 10)
+        save_access(self.store, self.source.name, access, self._expires_at, self.clock())
         self.refreshes += 1
         log.info("%s: FreshBooks access token refreshed (valid %.0fs)", self.source.name, lifetime)
 
@@ -614,7 +643,8 @@ class TokenManager:
         if status in (400, 401, 403) and error in ("invalid_grant", ""):
             raise AuthError(
                 f"{name}: FreshBooks refused the refresh token (HTTP {status} {error or 'error'}); it was "
-                f"already used or revoked. Re-authorize: set a new refresh token in {self.env_name}",
+                f"already used (a refresh whose answer was lost, or another store holding a copy) or "
+                f"revoked: {reauthorize_advice(self.source)}",
                 source=name,
             )
         if status in (400, 401, 403):
@@ -622,13 +652,20 @@ class TokenManager:
             raise AuthError(
                 f"{name}: FreshBooks refused the token refresh (HTTP {status} {error}): {said} "
                 f"Check the client id and secret in {self.source.client_id_env} and "
-                f"{self.source.client_secret_env}, or re-authorize and set a new refresh token in {self.env_name}",
+                f"{self.source.client_secret_env}, or {reauthorize_advice(self.source)}",
                 source=name,
             )
         raise SourceError(
             f"{name}: the FreshBooks token endpoint answered HTTP {status}; the refresh token may or "
             "may not have been spent; the next run retries with the stored one", source=name,
         )
+
+
+def save_access(store: SecretStore, source: str, access: str, expires_at: float, now: float) -> None:
+    """Keep the access token for later processes (written after its refresh token, see _accept)."""
+    store.put_secret(source, ACCESS_TOKEN, access)
+    store.put_secret(source, ACCESS_EXPIRES, f"{expires_at:.0f}")
+    store.put_secret(source, REFRESHED_AT, f"{now:.0f}")
 
 
 def _float(value: Any, default: float) -> float:
@@ -682,13 +719,14 @@ class FreshBooksConnector:
             source, base_url=base, windows=[DEFAULT_RATE], headers=self._headers,
             on_unauthorized=self.tokens.on_unauthorized, secrets=self.tokens.secrets, limiter=limiter,
             transport=transport, retry=retry, sleep=sleep, clock=clock,
-            auth_advice=f"re-authorize the FreshBooks app and set a new refresh token in {self.tokens.env_name}",
+            auth_advice=reauthorize_advice(source),
         )
         # Per instance: the project normalizer gets this source's budget unit bound in.
         self.resources = {
             **RESOURCES,
             "projects": replace(RESOURCES["projects"], normalize=functools.partial(_project, budget_unit=source.budget_unit)),
         }
+        self.identity = Identity(self._me)
         self._tenant: Tenant | None = None
         if source.account_id and source.business_id:
             self._tenant = Tenant(str(source.account_id), str(source.business_id))
@@ -706,7 +744,33 @@ class FreshBooksConnector:
         }
 
     def check(self) -> None:
-        self._me()
+        self.identity.remember(self._me())
+
+    def access(self) -> Access:
+        """Who authorized the app and which resources it may list (one request each)."""
+        me = self.identity.remember(self._me())
+        readable: dict[str, bool] = {}
+        for name in RESOURCES:
+            try:
+                self.http.get_json(self._path(name), {**RESOURCES[name].params, "page": 1, "per_page": 1}, resource=name)
+                readable[name] = True
+            except ForbiddenError:
+                readable[name] = False
+        who = " ".join(str(dig(me, f"response.{k}") or "") for k in ("first_name", "last_name")).strip()
+        return Access(
+            who=who or "the authorizing user", readable=readable,
+            advice={r: _permission_advice(r) for r, ok in readable.items() if not ok},
+        )
+
+    def _bodies(
+        self, resource: str, params: Mapping[str, Any], resume: str | None = None
+    ) -> Iterator[tuple[Any, str | None]]:
+        """Pages of one resource; a 403 after a working users/me skips only this resource."""
+        return guarded(
+            _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource),
+            identity=self.identity, source=self.name, resource=resource,
+            advice=lambda me: _permission_advice(resource),
+        )
 
     def _me(self) -> Any:
         return self.http.get_json("auth/api/v1/users/me", resource="users/me")
@@ -732,7 +796,7 @@ class FreshBooksConnector:
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since)}
         rates: dict[str, Any] | None = None
-        for body, token in _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource):
+        for body, token in self._bodies(resource, params, resume):
             items = _items(body, res, self.name)
             if resource in RATE_PATHS:
                 if rates is None:  # once per run, after the list itself answered
@@ -780,7 +844,7 @@ class FreshBooksConnector:
             start = dt.datetime.combine(window_start - dt.timedelta(days=1), dt.time(0), UTC)
             params["started_from"] = start.strftime("%Y-%m-%dT%H:%M:%S")
         id_of = ID_OF.get(resource, lambda raw: ref_id(raw.get("id")))
-        for body, _ in _pager(resource).pages(self.http, self._path(resource), params, resource=resource):
+        for body, _ in self._bodies(resource, params):
             for raw in _items(body, res, self.name):
                 if not _deleted(raw):
                     sid = id_of(raw)
@@ -793,13 +857,20 @@ class FreshBooksConnector:
             return
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since), "search[vis_state]": "1"}
-        for body, _ in _pager(resource).pages(self.http, self._path(resource), params, resource=resource):
+        for body, _ in self._bodies(resource, params):
             for raw in _items(body, res, self.name):
                 if _deleted(raw) and raw.get("id") is not None:
                     yield str(raw["id"])
 
     def close(self) -> None:
         self.http.close()
+
+
+def _permission_advice(resource: str) -> str:
+    return (
+        f"in FreshBooks, the user who authorized the app needs access to {resource} (the business owner or an "
+        "admin sees everything; an employee sees only their own time), or authorize the app as such a user."
+    )
 
 
 def _items(body: Any, res: Resource, source: str) -> list[Mapping[str, Any]]:

@@ -14,16 +14,19 @@ drives the filters is escaped separately (`json_island`) so no string can close 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import quote
 
 import jinja2
 from markupsafe import Markup
 
 from bridge.publisher import LinkFn, RenderedFile
-from bridge.views import BudgetView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
+from bridge.views import BudgetView, InvoiceView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
 from publishers import charts
 from publishers.exports.csv import timesheet_csv
 from publishers.exports.model import Cell, Column, Report, Table
@@ -32,6 +35,7 @@ from publishers.exports.xlsx import workbook_xlsx
 
 INDEX, CSV, XLSX, PDF = "index.html", "timesheet.csv", "timesheet.xlsx", "report.pdf"
 DEFAULT_ACCENT = "#1f5fbf"
+SOFT = 0.92  # how far the soft background tint mixes the accent with white
 _SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "JPY": "¥", "INR": "₹"}
 _SAFE_LOGO = re.compile(r"^(data:image/(png|jpeg|gif|webp|svg\+xml)(;base64)?,|https://)", re.I)
 
@@ -39,10 +43,11 @@ _SAFE_LOGO = re.compile(r"^(data:image/(png|jpeg|gif|webp|svg\+xml)(;base64)?,|h
 # --- formatting ------------------------------------------------------------------------
 
 
-def fmt_hours(h: Decimal | float | None, places: int = 2) -> str:
+def fmt_hours(h: Decimal | float | None) -> str:
+    """Every hours figure on the page and in the PDF: two places, grouped ("1,275.80")."""
     if h is None:
         return ""
-    return f"{Decimal(h):,.{places}f}"
+    return f"{Decimal(h):,.2f}"
 
 
 def fmt_money(amount: Decimal | float | None, currency: str | None) -> str:
@@ -73,10 +78,114 @@ def fmt_datetime(t: dt.datetime | None) -> str:
     return f"{t.day} {t.strftime('%b %Y, %H:%M')} {zone}".strip()
 
 
-def fmt_budget(value: Decimal, budget: BudgetView, places: int = 1) -> str:
+def fmt_budget(value: Decimal, budget: BudgetView) -> str:
+    # hours read the same here as in every table and export: "562.00 h", never "562.0 h"
     if budget.kind == "money":
         return fmt_money(value, budget.currency)
-    return f"{fmt_hours(value, places)} h"
+    return f"{fmt_hours(value)} h"
+
+
+def fmt_percent(value: Decimal | float | None) -> str:
+    """Budget use as the view gives it (one decimal), e.g. "87.5%"; exports print the same."""
+    return "" if value is None else f"{Decimal(value):,.1f}%"
+
+
+# --- what needs the client's attention ---------------------------------------------------
+
+DUE_SOON_DAYS = 7  # an open invoice due within a week is worth a line at the top
+BIG_EDIT = 5  # this many edited entries since the last update is a change worth a line; any removal is
+
+
+@dataclass(frozen=True)
+class Attention:
+    """One line at the top of the page; the template words it (by `kind`), this only decides.
+
+    kind: "overdue" | "due_soon" | "over_budget" | "retainer_overran" | "at_risk" | "changes".
+    target: the id of the part of the page that has the details.
+    """
+
+    kind: str
+    target: str
+    bad: bool
+    project: ProjectView | None = None
+    invoice: InvoiceView | None = None
+    days: int | None = None  # due_soon: days until the due date (0 = today)
+
+
+def invoice_anchor(index: int) -> str:
+    return f"invoice-{index}"
+
+
+def budget_at_risk(b: BudgetView) -> bool:
+    """The alerts' rule (a configured threshold reached), or a projection that runs out
+    before the period resets or the project ends (bridge/figures.py decides both)."""
+    return b.level != "ok" or b.at_risk
+
+
+def invoices_newest_first(view: PortalView) -> list[tuple[str, InvoiceView]]:
+    """(anchor, invoice), the most recently issued first; anchors follow the view's order."""
+    numbered = [(invoice_anchor(i), inv) for i, inv in enumerate(view.invoices, start=1)]
+    return sorted(numbered, key=lambda p: (p[1].issue_date or dt.date.min, p[0]), reverse=True)
+
+
+def attention_items(view: PortalView) -> list[Attention]:
+    """What needs the client's attention, most urgent first: overdue invoices, budgets over,
+    a retainer that overran last month, budgets at risk, invoices due soon, big changes."""
+    overdue: list[Attention] = []
+    due_soon: list[Attention] = []
+    for i, inv in enumerate(view.invoices, start=1):
+        if inv.due_amount <= 0:
+            continue
+        if inv.status == "overdue":
+            overdue.append(Attention("overdue", invoice_anchor(i), True, invoice=inv))
+        elif inv.due_date is not None and 0 <= (inv.due_date - view.today).days <= DUE_SOON_DAYS:
+            due_soon.append(Attention("due_soon", invoice_anchor(i), False, invoice=inv,
+                                      days=(inv.due_date - view.today).days))
+    over: list[Attention] = []
+    overran: list[Attention] = []
+    risk: list[Attention] = []
+    for p in view.projects:
+        b = p.budget
+        if b is None:
+            continue
+        if b.is_over_budget or b.left < 0:
+            over.append(Attention("over_budget", p.anchor, True, project=p))
+        elif budget_at_risk(b):
+            risk.append(Attention("at_risk", p.anchor, b.level in ("critical", "over"), project=p))
+        if (b.period == "monthly" and b.last_period_used is not None and b.last_period_allocated is not None
+                and b.last_period_used > b.last_period_allocated):
+            overran.append(Attention("retainer_overran", p.anchor, False, project=p))
+    changes: list[Attention] = []
+    note = view.change_note
+    if note is not None and (note.removed or note.edited >= BIG_EDIT):
+        changes.append(Attention("changes", "changes", False))
+    overdue.sort(key=lambda a: a.invoice.due_date or dt.date.min)  # type: ignore[union-attr]
+    due_soon.sort(key=lambda a: a.days or 0)
+    return overdue + over + overran + risk + due_soon + changes
+
+
+# --- "Ask about this" ------------------------------------------------------------------
+
+
+def ask_address(contact: str | None) -> str | None:
+    """The bare e-mail address of the agency contact ("Alice <alice@x>" -> "alice@x")."""
+    if not contact:
+        return None
+    addr = email.utils.parseaddr(contact)[1]
+    return addr if "@" in addr else None
+
+
+def fill(pattern: str, values: Mapping[str, object]) -> str:
+    """A sentence from the template with {name} slots filled; values are never re-read as
+    slots, so a "{client}" inside a task name stays as typed. The script does the same."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), pattern)
+
+
+def mailto(to: str, subject: str, body: str) -> str:
+    """A mailto: URL (RFC 6068): every character of subject and body percent-encoded,
+    line breaks as CRLF; the browser's mail client opens with them filled in."""
+    body = body.replace("\r\n", "\n").replace("\n", "\r\n")
+    return f"mailto:{quote(to, safe='@')}?subject={quote(subject, safe='')}&body={quote(body, safe='')}"
 
 
 # --- colour ----------------------------------------------------------------------------
@@ -105,7 +214,8 @@ def accessible_accent(colour: str, background: str = "#ffffff", ratio: float = 4
     for step in range(0, 101):
         k = 1 - step / 100
         c = f"#{int(r * k):02x}{int(g * k):02x}{int(b * k):02x}"
-        if contrast(c, background) >= ratio:
+        # links also sit on the accent's own soft tint (week headings, table heads)
+        if contrast(c, background) >= ratio and contrast(c, tint(c, SOFT)) >= ratio:
             return c
     return "#000000"
 
@@ -151,8 +261,61 @@ def weekly_rows(view: PortalView) -> list[WeeklySummaryRow]:
     return sorted(view.weekly_summaries, key=lambda r: (r.week_start, r.person, r.project, r.task or ""), reverse=True)
 
 
+PAGE_ROWS = 50  # rows listed at first and per "show earlier weeks": a phone page that ends
+
+
+def week_of(day: dt.date, first: dt.date) -> dt.date:
+    """The first day of `day`'s week, weeks starting on `first`'s weekday."""
+    return day - dt.timedelta(days=(day.weekday() - first.weekday()) % 7)
+
+
+def described(view: PortalView) -> bool:
+    """Whether the Description column says anything the Task column does not (in summary
+    mode the description is the task name: a second column repeating it is noise)."""
+    return view.policy.descriptions != "hidden" and any(
+        r.description and r.description != r.task for r in view.timesheet)
+
+
+def shown_description(r: TimesheetRow) -> str:
+    return "" if not r.description or r.description == r.task else r.description
+
+
+@dataclass(frozen=True)
+class WeekGroup:
+    """One week of the listing: its label, total hours, rows and how many it holds."""
+
+    start: dt.date
+    hours: Decimal
+    billable: Decimal
+    count: int
+    rows: tuple[TimesheetRow | WeeklySummaryRow, ...]  # those listed on first load (a page)
+
+
+def first_page(view: PortalView) -> tuple[list[WeekGroup], int]:
+    """The most recent rows (PAGE_ROWS at most), grouped by week, as the page lists them
+    before any script runs; and how many rows in all."""
+    weekly = view.policy.view == "weekly"
+    rows: list = weekly_rows(view) if weekly else timesheet_rows(view)
+    groups: dict[dt.date, list] = {}
+    for r in rows:
+        groups.setdefault(r.week_start if weekly else week_of(r.spent_date, view.week_start), []).append(r)
+    out, left = [], PAGE_ROWS
+    for start, rs in groups.items():  # newest week first: rows are newest first
+        if left <= 0:
+            break
+        hours = sum((r.hours for r in rs), Decimal(0))
+        billable = sum(((r.billable_hours if weekly else (r.hours if r.is_billable else Decimal(0))) for r in rs),
+                       Decimal(0))
+        out.append(WeekGroup(start, hours, billable, len(rs), tuple(rs[:left])))
+        left -= len(rs)
+    return out, len(rows)
+
+
 def timesheet_data(view: PortalView) -> dict[str, object]:
-    """Compact rows for the filter script: arrays, short keys, names as indexes."""
+    """Everything the timesheet script lists and filters, compact: arrays, short keys,
+    names as indexes, dates as day offsets, labels already formatted (so the page and the
+    script print a date or an amount the same way). The page itself lists only the most
+    recent weeks; the whole history is here and in the exports."""
     weekly = view.policy.view == "weekly"
     entries, summaries = timesheet_rows(view), weekly_rows(view)
     rows = summaries if weekly else entries
@@ -164,26 +327,56 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
     else:
         days = [r.spent_date for r in entries]
     d0 = min(days) if days else view.today
+    starts = sorted({week_of(d, view.week_start) for d in set(days)}, reverse=True)
+    wi = {w: i for i, w in enumerate(starts)}
     data: dict[str, object] = {
         "mode": "weekly" if weekly else "entries",
         "d0": d0.isoformat(),
         "people": people,
         "projects": projects,
         "tasks": tasks,
+        # each week's label, newest first ("weeks" in a row index this list)
+        "weeks": [fmt_date(w) for w in starts],
+        "page": PAGE_ROWS,
     }
     if weekly:
-        # [week offset, last day offset, person, project, task, hours, billable hours] (hours in 1/100)
+        # [week offset, last day offset, person, project, task, hours, billable hours, week,
+        #  any billable 0/1] (hours in 1/100). Every row ends in a 0/1 flag: the leak guard
+        # reads a bare number before "]" as a possible rate, one before ",<digit>" not.
         data["rows"] = [
             [(r.week_start - d0).days, (r.week_end - d0).days, pi(r.person), ji(r.project), ti(r.task),
-             _centi(r.hours), _centi(r.billable_hours)]
+             _centi(r.hours), _centi(r.billable_hours), wi[r.week_start], int(r.billable_hours > 0)]
             for r in summaries
         ]
     else:
-        # [day offset, person, project, task, hours in 1/100, billable 0/1]
-        data["rows"] = [
-            [(r.spent_date - d0).days, pi(r.person), ji(r.project), ti(r.task), _centi(r.hours), int(r.is_billable)]
-            for r in entries
-        ]
+        notes, ni = _indexer(shown_description(r) for r in entries)
+        rates = view.policy.rates_shown
+        cache: dict[object, str] = {}
+
+        def money_text(x: object) -> str:  # many entries share a rate or an amount
+            if x not in cache:
+                cache[x] = fmt_money(x.amount, x.currency) if x else ""  # type: ignore[attr-defined]
+            return cache[x]
+
+        money, mi = _indexer(money_text(x) for r in entries for x in (r.rate, r.amount)) if rates else ([], None)
+        # the label of each day offset that has an entry ("" for the others): a list, as
+        # numeric keys would read as numbers to the leak guard
+        labels = {(d - d0).days: fmt_date(d) for d in set(days)}
+        data["dates"] = [labels.get(k, "") for k in range(max(labels, default=-1) + 1)]
+        data["notes"] = notes if described(view) else []
+        data["money"] = money
+        # [day offset, person, project, task, hours in 1/100, billable 0/1, week, note,
+        #  rate, amount (indexes into "money"; 0 when rates are hidden), running 0/1]
+        out = []
+        week_index = {d: wi[week_of(d, view.week_start)] for d in set(days)}
+        for r in entries:
+            row = [(r.spent_date - d0).days, pi(r.person), ji(r.project), ti(r.task), _centi(r.hours),
+                   int(r.is_billable), week_index[r.spent_date],
+                   ni(shown_description(r)) if data["notes"] else 0,
+                   mi(money_text(r.rate)) if mi else 0, mi(money_text(r.amount)) if mi else 0,
+                   int(r.is_running)]
+            out.append(row)
+        data["rows"] = out
     return data
 
 
@@ -207,7 +400,7 @@ def build_report(view: PortalView) -> Report:
     for p in view.projects:
         b = p.budget
         if b is None:
-            status = {"none": "no budget", "not_visible": "budget not available"}.get(p.budget_status, "")
+            status = {"none": "no budget", "not_visible": "tracked by the agency"}.get(p.budget_status, "")
             summary_rows.append((p.name, status, None, None, None, None, p.hours_to_date, p.hours_this_week))
             continue
         unit = "hours" if b.kind == "hours" else (b.currency or "")
@@ -242,17 +435,17 @@ def build_report(view: PortalView) -> Report:
         name = "Weekly summary"
     else:
         entries = timesheet_rows(view)
-        described = view.policy.descriptions != "hidden"
+        shown = described(view)
         billing = view.policy.non_billable_shown
         cols = [Column("Date", "date", 1.0), Column("Person", "text", 1.4), Column("Project", "text", 2.0),
                 Column("Task", "text", 1.6)]
-        cols += [Column("Description", "text", 4.2)] if described else []
+        cols += [Column("Description", "text", 4.2)] if shown else []
         cols += [Column("Hours", "hours", 1)]
         cols += [Column("Billable", "bool", 0.8)] if billing else []
         rows = []
         for r in entries:
             row: list[Cell] = [r.spent_date, r.person, r.project, r.task]
-            row += [r.description] if described else []
+            row += [shown_description(r)] if shown else []
             row += [r.hours]
             row += [r.is_billable] if billing else []
             rows.append(row)
@@ -266,7 +459,9 @@ def build_report(view: PortalView) -> Report:
                         (r.amount or r.rate).currency if (r.amount or r.rate) else None]
             currencies = {(r.amount or r.rate).currency for r in entries if r.amount or r.rate}
             one = next(iter(currencies)) if len(currencies) == 1 else None
-            totals += [None, sum((r.amount.amount for r in entries if r.amount), Decimal(0)) if one else None, one]
+            # the view's total: amounts summed exactly, then rounded once (not a sum of rounded rows)
+            total = next((t.amount for t in view.totals if t.currency == one), None) if one else None
+            totals += [None, total, one]
         name = "Timesheet"
     timesheet = Table(name, cols, rows, totals)
 
@@ -289,7 +484,9 @@ def build_report(view: PortalView) -> Report:
     facts = [("Hours to date", f"{fmt_hours(view.total_hours)} h"), ("Billable hours", f"{fmt_hours(view.billable_hours)} h")]
     for p in view.projects:
         if p.budget is not None:
-            facts.append((p.name, _left_sentence(p.budget)))
+            facts.append((p.name, _left_sentence(p.budget) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+    if view.budget_basis_note:
+        facts.append(("Budgets", view.budget_basis_note))
     if view.unbilled.hours:
         facts.append(("Not yet invoiced", f"{fmt_hours(view.unbilled.hours)} h"))
     return Report(
@@ -339,9 +536,9 @@ def _env() -> jinja2.Environment:
     )
     env.filters.update(
         hours=fmt_hours, money=fmt_money, date=fmt_date, short_date=fmt_short_date, datetime=fmt_datetime,
-        budget=fmt_budget,
+        budget=fmt_budget, percent=fmt_percent, island=json_island, fill=fill, description=shown_description,
     )
-    env.globals.update(left_sentence=_left_sentence, zip=zip)
+    env.globals.update(left_sentence=_left_sentence, zip=zip, mailto=mailto, invoice_anchor=invoice_anchor)
     return env
 
 
@@ -418,22 +615,27 @@ def render_index(view: PortalView, link: LinkFn, token: str) -> str:
     to_date = {h.label: h.hours for h in view.hours_to_date_by_person}
     week_rows = [(label, hours, to_date.get(label)) for label, hours in week.items()]
     week_rows += [(label, None, hours) for label, hours in to_date.items() if label not in week]
+    weeks, row_count = first_page(view)
     return env().get_template("portal/index.html.j2").render(
         view=view,
         accent=accent,
-        accent_soft=tint(accent, 0.92),
+        accent_soft=tint(accent, SOFT),
         logo=logo,
         meters=meters,
         burn_svgs={p.anchor: _burn_svg(p, accent) for p in view.projects},
         max_week=max_week,
         week_rows=week_rows,
         has_to_date=bool(to_date),
-        data=json_island(timesheet_data(view)),
-        entries=timesheet_rows(view),
-        summaries=weekly_rows(view),
+        data=timesheet_data(view),
+        weeks=weeks,
+        row_count=row_count,
         links={"csv": link(token, CSV), "xlsx": link(token, XLSX), "pdf": link(token, PDF)},
         weekly=view.policy.view == "weekly",
-        warnings=[p for p in view.projects if p.budget is not None and p.budget.level != "ok"],
+        described=described(view),
+        attention=attention_items(view),
+        invoices=invoices_newest_first(view),
+        ask_to=ask_address(view.agency.contact) if view.agency.ask else None,
+        as_of_text=fmt_datetime(view.as_of),
     )
 
 

@@ -15,26 +15,47 @@ from bridge.cli.sources import sync
 from bridge.errors import BridgeError
 
 
-@cli.command()
+class _SandboxCommand(click.Command):
+    """Appends the sandbox's admin API (kept once, in connectors/sandbox/server.py) to --help."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help_text(ctx, formatter)
+        from connectors.sandbox.server import ADMIN_HELP
+
+        formatter.write_paragraph()
+        with formatter.indentation():
+            for line in ADMIN_HELP.rstrip().splitlines():  # verbatim: the route table is aligned
+                formatter.write(" " * formatter.current_indent + line + "\n")
+
+
+@cli.command(cls=_SandboxCommand)
 @click.option("--port", type=int, default=0, show_default=True, help="Port on 127.0.0.1; 0 picks a free one.")
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated agency (same seed, same data).")
-@click.option("--entries", type=int, default=1500, show_default=True, help="How many time entries to generate.")
+@click.option("--entries", type=int, default=1500, show_default=True,
+              help="How many time entries to generate (per provider account).")
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), default=None, help="The agency's 'today' (default: the real date).")
 @click.option("--no-rate-limits", is_flag=True, help="Do not simulate the providers' rate limits (benchmarks).")
-def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool) -> None:
-    """Serve Harvest (and every other provider the sandbox has) locally, from a generated agency.
+@click.option("--shared-agency", is_flag=True,
+              help="Every provider serves the same agency under the same ids (connector comparisons) "
+                   "instead of its own account.")
+def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool, shared_agency: bool) -> None:
+    """Serve Harvest, FreshBooks and Productive.io locally, each from its own generated account.
 
+    Stands in for three real tracker accounts of one agency: each provider serves its own
+    clients and projects, and two clients are tracked in two trackers under different ids.
     Prints each provider's base URL and the demo credentials, then serves until Ctrl-C.
-    The admin API (edit data, inject faults, read counters) is under /_sandbox/.
+    FreshBooks' OAuth authorization-code flow works too (`bridge auth`): its authorize page
+    approves at once and redirects with a code.
 
     \b
     Example:
-      bridge sandbox --port 8765 --entries 200000 --no-rate-limits
+      bridge sandbox --port 8765
+      bridge sandbox --port 8765 --entries 200000 --no-rate-limits --shared-agency
     """
     from connectors.sandbox import describe, start_sandbox
 
     server = start_sandbox(seed=seed, entries=entries, port=port, rate_limits=not no_rate_limits,
-                           today=today.date() if today else None)
+                           today=today.date() if today else None, shared=shared_agency)
     for line in describe(server):
         click.echo(line)
     click.echo("Press Ctrl-C to stop.")
@@ -42,40 +63,22 @@ def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool
 
 
 def client_totals(env: Env) -> list[dict[str, Any]]:
-    """Per portal client: hours to date, this week, billable share, open invoices - from the store."""
-    import datetime as dt
+    """Per portal client: hours to date, this week, billable share, open invoices.
 
-    import sqlalchemy as sa
+    Read from the one figures computation (bridge/figures.py), so these are the numbers
+    each client's portal shows, not a second count of the store."""
+    from bridge.figures import all_client_figures
+    from bridge.models import utcnow
 
-    from bridge.models import Invoice, TimeEntry
-
-    cfg = env.config
-    zone = cfg.agency.zone
-    today = dt.datetime.now(zone).date()
-    week_start = today - dt.timedelta(days=(today.weekday() - cfg.agency.week_start_index) % 7)
-    te, inv = TimeEntry.__table__, Invoice.__table__
     out = []
-    with env.store.engine.connect() as conn:
-        for client in cfg.clients:
-            cond = sa.or_(*[
-                sa.and_(te.c.source == src, te.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
-            ]) if client.sources else sa.false()
-            live = sa.and_(cond, te.c.is_deleted.is_(False))
-            total, billable, week = conn.execute(sa.select(
-                sa.func.coalesce(sa.func.sum(te.c.seconds), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((te.c.is_billable, te.c.seconds), else_=0)), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((te.c.spent_date >= week_start, te.c.seconds), else_=0)), 0),
-            ).where(live)).one()
-            icond = sa.or_(*[
-                sa.and_(inv.c.source == src, inv.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
-            ]) if client.sources else sa.false()
-            open_count = conn.execute(sa.select(sa.func.count()).where(
-                icond, inv.c.is_deleted.is_(False), inv.c.status.in_(["open", "partial", "overdue"]))).scalar_one()
-            out.append({
-                "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
-                "this_week": round(week / 3600, 2), "billable_pct": round(100 * billable / total) if total else 0,
-                "open_invoices": open_count,
-            })
+    for client, fig in zip(env.config.clients, all_client_figures(env.store, env.config, utcnow())):
+        total = fig.total_seconds
+        out.append({
+            "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
+            "this_week": round(sum(fig.seconds_this_week_by_person.values()) / 3600, 2),
+            "billable_pct": round(100 * fig.billable_seconds / total) if total else 0,
+            "open_invoices": sum(1 for _inv, status in fig.invoices if status in ("open", "partial", "overdue")),
+        })
     return out
 
 
@@ -117,6 +120,7 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"Config: {cfg_path}\nStore:  {env.config.store.url}\n")
         ctx.obj = env
         ctx.invoke(sync)
+        _demo_verify(env)  # while the sandbox still answers
     except SystemExit as exc:
         if exc.code:
             raise click.ClickException("the demo sync failed; see the errors above") from None
@@ -130,6 +134,21 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
                    f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
     _demo_publish(env, out)
+
+
+def _demo_verify(env: Env) -> None:
+    """The synced figures against each tracker's own reports (`bridge verify`): none may differ."""
+    from bridge.cli.verify import run_verify
+    from bridge.verify import report_lines
+
+    results = run_verify(env)
+    checked = sum(r.checked for r in results)
+    if all(r.ok for r in results):
+        click.echo(f"\nChecked against each tracker's own reports: {checked} figures, no difference.")
+        return
+    for line in report_lines(results):
+        click.echo(line, err=True)
+    raise click.ClickException("the demo's figures differ from the trackers' own reports; see the lines above")
 
 
 DEMO_HEADER = "# Written by `bridge demo`"

@@ -15,14 +15,19 @@ from bridge.cli.base import Env, cli, handle_errors, pass_env
 
 
 def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
+    from bridge.locks import client_lock
     from bridge.publishing import publish_all
 
     # the same target and renderer as `bridge publish` (helpers below)
     target, render = wiring.target(env), wiring.renderer()
 
     def publish(keys: set[str]) -> None:
-        # publish_all logs and audits each failed client; the others are still published
-        publish_all(env.store, env.config, target, render, clients=sorted(keys), protect=wiring.protector(env))
+        # One client at a time under its publish lock, so a `bridge publish` by hand or a
+        # Celery worker never writes the same portal at the same moment. publish_all logs
+        # and audits each failed client; the others are still published.
+        for key in sorted(keys):
+            with client_lock(env.store, key, wait=True):
+                publish_all(env.store, env.config, target, render, clients=[key], protect=wiring.protector(env))
 
     return publish
 
@@ -56,11 +61,19 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
 
         send_again(env.store, env.config, keys, compose=mail.invitation, send=lambda m: mail.send_message(env.config.smtp, m))
 
+    def verify(keys: set[str]) -> None:
+        from bridge.cli.verify import run_verify
+        from bridge.verify import report_lines
+
+        for line in report_lines(run_verify(env, tuple(sorted(keys)))):
+            (log.warning if line.lstrip().startswith(("DIFF", "ERROR")) else log.info)("verify: %s", line)
+
     def digest() -> None:
         send_digests_now(env)
 
     return Jobs(sync=sync, publish=_scheduled_publisher(env) if publish else None, alerts=alerts,
-                reinvite=reinvite if publish else None, digest=digest if publish else None)
+                reinvite=reinvite if publish else None, digest=digest if publish else None,
+                verify=verify)
 
 
 def send_digests_now(env: Env, clients: list[str] | None = None, *, dry_run: bool = False,
@@ -85,25 +98,37 @@ def run(env: Env, no_publish: bool) -> None:
     """Sync every source on its schedule and re-publish the clients whose data changed, until stopped.
 
     Each source syncs on its `every` interval (default 5m) or `cron` expression (in the
-    agency's time zone), at most one sync per source across processes; every night a
-    full pass finds records deleted at the provider. Signed links are re-issued before
-    they expire, and budget alerts go out as thresholds are crossed. The schedule is kept
-    in the store's database, so a restart neither repeats nor loses a run. SIGTERM or
-    Ctrl-C stops cleanly: the page being written is committed, then the process exits 0.
+    agency's time zone); every night a full pass finds records deleted at the provider.
+    Signed links are re-issued before they expire, and budget alerts go out as
+    thresholds are crossed.
+
+    Run it on as many machines as you like for availability: one process (the leader)
+    schedules; the others wait as standbys and take over within one sync interval when
+    it stops. Every process must use the same configuration: one that differs from the
+    leader's refuses to start and names the differing keys. `bridge status` shows the
+    leader and the standbys.
+
+    The schedule's run times are kept in the store, so a restart neither repeats nor
+    loses a run. SIGTERM or Ctrl-C stops cleanly: the page being written is committed,
+    then the process exits 0. If the scheduler itself dies or stops firing, the process
+    logs why and exits 3, for the service manager to restart it.
 
     \b
     Example:
       bridge run -v
     """
-    from bridge.scheduler import build_scheduler, serve
+    from bridge.scheduler import run_scheduler
 
     path = str(Path(env.config_path).resolve())
-    env.config  # fail on a bad config before anything starts
+    cfg = env.config  # fail on a bad config before anything starts
     jobs = _run_jobs(env, publish=not no_publish)
-    scheduler = build_scheduler(env.config, env.store, jobs, config_path=path, publish_on_start=not no_publish)
-    click.echo(f"bridge run: {len(env.config.sources)} source(s) scheduled, {len(env.config.clients)} portal(s); "
-               "Ctrl-C or SIGTERM stops.", err=True)
-    sys.exit(serve(scheduler, jobs))
+
+    def leading() -> None:
+        click.echo(f"bridge run: leading: {len(cfg.sources)} source(s) scheduled, {len(cfg.clients)} portal(s); "
+                   "Ctrl-C or SIGTERM stops.", err=True)
+
+    click.echo("bridge run: waiting for the leader lock (a standby until the current leader stops)", err=True)
+    sys.exit(run_scheduler(cfg, env.store, jobs, config_path=path, publish_on_start=not no_publish, on_leader=leading))
 
 
 @cli.command()

@@ -68,6 +68,22 @@ def s3_client(region: str | None, endpoint_url: str | None) -> Any:
 
 
 
+def tracker_reports(env: Env) -> Callable[[str, list[str], Any], Any]:
+    """fetch(source, client ids, today): the tracker's own aggregates, for `bridge verify`."""
+    from connectors.reports import tracker_figures
+
+    make = connector_factory(env)
+
+    def fetch(source: str, client_ids: list[str], today: Any) -> Any:
+        conn = make(env.config.source(source))
+        try:
+            return tracker_figures(conn, client_ids, today)
+        finally:
+            conn.close()
+
+    return fetch
+
+
 def digest_sender(env: Env) -> Callable[[Any, list[str]], None]:
     """Words a weekly digest in the client's language and sends it through [smtp]."""
     from publishers.digest_mail import digest_message

@@ -1,7 +1,9 @@
 """A local server that speaks the providers' APIs in their real wire shapes.
 
-It serves one generated, provider-neutral agency (`agency.generate_agency`) through one module per
-provider, and powers `bridge demo`, end-to-end tests and benchmarks. It shares no parsing or model
+It serves a generated, provider-neutral agency through one module per provider: by default each
+provider serves that agency's own account in it (`agency.generate_accounts`: different clients,
+some clients in two trackers under different ids), or, with one `Agency` (`generate_agency`),
+every provider serves the same data under the same ids (the connector contract tests). It powers `bridge demo`, end-to-end tests and benchmarks. It shares no parsing or model
 code with `connectors/*.py` or `bridge/normalize.py`: if it did, the end-to-end tests would only
 prove that the code agrees with itself.
 
@@ -72,7 +74,7 @@ from datetime import date
 from types import ModuleType
 from typing import Any
 
-from connectors.sandbox.agency import Agency, generate_agency
+from connectors.sandbox.agency import Agency, generate_accounts, generate_agency
 from connectors.sandbox.server import FAULT_KINDS, RateRule, Request, Response, Router, Sandbox, json_response
 
 # Provider modules mounted by default, in this order. A module that does not exist yet is skipped,
@@ -129,11 +131,15 @@ def provider_modules() -> list[ModuleType]:
 
 def start_sandbox(
     *, seed: int = 1, entries: int = 1500, port: int = 0, rate_limits: bool = True, today: date | None = None,
-    **options: Any,
+    shared: bool = False, **options: Any,
 ) -> Sandbox:
-    """Generate an agency and start a sandbox on 127.0.0.1 serving it (the `bridge sandbox` body)."""
-    sandbox = Sandbox(generate_agency(seed=seed, today=today, entries=entries), rate_limits=rate_limits,
-                      port=port, **options)
+    """Generate an agency and start a sandbox on 127.0.0.1 serving it (the `bridge sandbox` body).
+
+    Each provider serves its own account of the agency, `entries` time entries each; with
+    `shared`, all of them serve one agency under the same ids."""
+    data = generate_agency(seed=seed, today=today, entries=entries) if shared else \
+        generate_accounts(seed=seed, today=today, entries=entries, providers=[m.NAME for m in provider_modules()])
+    sandbox = Sandbox(data, rate_limits=rate_limits, port=port, **options)
     sandbox.start()
     return sandbox
 
@@ -141,6 +147,8 @@ def start_sandbox(
 def describe(sandbox: Sandbox) -> list[str]:
     """Human lines for `bridge sandbox`: each provider's base URL and demo credentials."""
     lines = [f"Sandbox running at {sandbox.base_url} (admin API: {sandbox.base_url}/_sandbox/info)"]
+    lines.append("  every provider serves the same agency (same client ids)" if sandbox.shared else
+                 "  each provider serves its own account of the agency (`bridge discover` lists the clients)")
     for mounted in sandbox.mounts:
         lines.append(f"  {mounted.name}: base_url = {sandbox.url(mounted.name)}")
         creds = DEMO_CREDENTIALS.get(mounted.name, {})
@@ -156,5 +164,5 @@ def describe(sandbox: Sandbox) -> list[str]:
 
 __all__ = [
     "Agency", "DEMO_CREDENTIALS", "FAULT_KINDS", "HARVEST_ACCOUNT_ID", "HARVEST_TOKEN", "PROVIDERS", "RateRule",
-    "Request", "Response", "Router", "Sandbox", "describe", "start_sandbox", "generate_agency", "json_response", "provider_modules",
+    "Request", "Response", "Router", "Sandbox", "describe", "start_sandbox", "generate_accounts", "generate_agency", "json_response", "provider_modules",
 ]

@@ -476,15 +476,59 @@ NOTES = (
 PAYMENT_METHODS = ("bank_transfer", "credit_card", "check")
 
 
-def generate_agency(
+# One agency, three tracker accounts: which clients and projects (by project code) each
+# provider's account holds, and the id that account gave each client. Acme and Blue Heron
+# are each tracked in two trackers under different ids, with different projects in each, as
+# after a merger or a team that moved trackers; a portal combining both is then realistic
+# and shows no project twice. Old Client LLC is inactive.
+ACCOUNTS: dict[str, dict[str, Any]] = {
+    "harvest": {"client_ids": {5201001: 5201001, 5201002: 5201002, 5201005: 5201005},
+                "projects": ("ACME-WEB", "ACME-SUP", "BH-BRAND", "OLD-MNT")},
+    "freshbooks": {"client_ids": {5201002: 412207, 5201004: 412204},
+                   "projects": ("BH-LAND", "CO-SHOP", "CO-INT")},
+    "productive": {"client_ids": {5201001: 701101, 5201003: 701103},
+                   "projects": ("ACME-APP", "ZN-INTRA")},
+}
+
+
+def generate_account(
+    provider: str,
     seed: int = 1,
     today: dt.date | None = None,
     entries: int = 1500,
     months: int = 6,
     clock: Callable[[], dt.datetime] | None = None,
 ) -> Agency:
+    """The agency's account in one tracker (see ACCOUNTS): its own clients, ids and projects,
+    with `entries` time entries of its own. The same team and tasks work in every account."""
+    try:
+        account = ACCOUNTS[provider]
+    except KeyError:
+        raise ValueError(f"no sandbox account for {provider!r}; one of {', '.join(ACCOUNTS)}") from None
+    offset = list(ACCOUNTS).index(provider) + 1
+    return generate_agency(seed=seed * 10 + offset, today=today, entries=entries, months=months, clock=clock,
+                           account=account)
+
+
+def generate_accounts(
+    seed: int = 1, today: dt.date | None = None, entries: int = 1500, months: int = 6,
+    clock: Callable[[], dt.datetime] | None = None, providers: Any = None,
+) -> dict[str, Agency]:
+    """Every provider's account, one Agency each: what `Sandbox(generate_accounts(...))` serves."""
+    return {p: generate_account(p, seed, today, entries, months, clock) for p in (providers or ACCOUNTS)}
+
+
+def generate_agency(
+    seed: int = 1,
+    today: dt.date | None = None,
+    entries: int = 1500,
+    months: int = 6,
+    clock: Callable[[], dt.datetime] | None = None,
+    account: dict[str, Any] | None = None,
+) -> Agency:
     """Build a deterministic agency for `seed`, with `entries` time entries over `months` months
-    ending at `today`. `clock` is the "now" used for later mutations (default: the real clock)."""
+    ending at `today`. `clock` is the "now" used for later mutations (default: the real clock).
+    `account` (an ACCOUNTS entry) keeps only that tracker account's clients and projects."""
     today = today or dt.date.today()
     rng = random.Random(seed)
     generated_at = dt.datetime.combine(today, dt.time(0, 0), UTC)  # every generated stamp is earlier
@@ -499,7 +543,9 @@ def generate_agency(
     people = _people(before, today, stamp)
     tasks = _tasks(before, stamp)
     # budgets grow with the data, so a 200k-entry benchmark agency is not absurdly over budget
-    projects = _projects(window_start, today, stamp, max(1, round(entries / 1500)))
+    projects = _projects(window_start, today, stamp, max(1, round(entries / 1500)), extra=account is not None)
+    if account is not None:
+        clients, projects = _select_account(clients, projects, account)
     for client in clients.values():
         client.updated_at = max(client.updated_at, client.created_at)
 
@@ -512,6 +558,24 @@ def generate_agency(
     _generate_invoices(agency, rng, stamp)
     agency._last_stamp = to_epoch(generated_at)
     return agency
+
+
+def _select_account(
+    clients: dict[int, Client], projects: dict[int, Project], account: dict[str, Any]
+) -> tuple[dict[int, Client], dict[int, Project]]:
+    """Keep one account's clients and projects, under the ids that account gave its clients."""
+    ids: dict[int, int] = account["client_ids"]
+    kept_clients = {}
+    for neutral, own in ids.items():
+        c = clients[neutral]
+        c.id = own
+        kept_clients[own] = c
+    kept_projects = {}
+    for pid, p in projects.items():
+        if p.code in account["projects"]:
+            p.client_id = ids[p.client_id]
+            kept_projects[pid] = p
+    return kept_clients, kept_projects
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:
@@ -586,7 +650,7 @@ def _tasks(before: dt.date, stamp: Callable[..., dt.datetime]) -> dict[int, Task
 
 
 def _projects(
-    window_start: dt.date, today: dt.date, stamp: Callable[..., dt.datetime], scale: int
+    window_start: dt.date, today: dt.date, stamp: Callable[..., dt.datetime], scale: int, extra: bool = False
 ) -> dict[int, Project]:
     end_old = window_start + dt.timedelta(days=50)
     rows = [
@@ -606,6 +670,15 @@ def _projects(
         (5201005, "Old Client Maintenance", "OLD-MNT", True, False, D(100), "hours", D(100), False, None,
          window_start - dt.timedelta(days=200), end_old, [2, 7], [2, 4, 10]),
     ]
+    if extra:
+        # only in the per-tracker accounts (generate_account): the second tracker's projects
+        # of clients tracked twice; the single shared agency stays as it always was
+        rows += [
+            (5201001, "Acme Mobile App", "ACME-APP", True, False, D(140), "hours", D(600), False, None,
+             window_start + dt.timedelta(days=20), None, [1, 2, 5], [5, 6, 8, 12]),
+            (5201002, "Blue Heron Campaign Landing Pages", "BH-LAND", True, False, None, "hours", D(150), False, None,
+             window_start + dt.timedelta(days=45), None, [1, 2, 6], [3, 7, 9]),
+        ]
     out = {}
     for i, row in enumerate(rows):
         client, name, code, billable, fixed, rate, kind, budget, monthly, fee, starts, ends, tasks, team = row
@@ -780,6 +853,6 @@ def _generate_invoices(agency: Agency, rng: random.Random, stamp: Callable[..., 
 
 
 __all__ = [
-    "Agency", "Client", "Deletion", "Entry", "Invoice", "InvoiceLine", "MALFORMATIONS", "Payment", "Person",
+    "ACCOUNTS", "Agency", "generate_account", "generate_accounts", "Client", "Deletion", "Entry", "Invoice", "InvoiceLine", "MALFORMATIONS", "Payment", "Person",
     "Project", "Task", "from_epoch", "generate_agency", "to_epoch", "utcnow",
 ]

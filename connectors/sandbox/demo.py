@@ -48,9 +48,12 @@ def _slug(name: str) -> str:
 def demo_config(sandbox: Sandbox, *, store_url: str, target: str, providers: list[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
     """The whole demo config (as TOML-ready data) and the env vars it needs.
 
-    Each active agency client becomes one portal combining its projects from every
-    mounted provider, with a different visibility policy per client so the demo shows
-    the range: most private, first names with detailed notes, and weekly summaries.
+    Each active client becomes one portal. When every provider serves its own account, a
+    client tracked in two trackers (under different ids) is one portal combining both, as
+    an agency would configure it. When all serve one shared agency, combining would count
+    every hour three times, so each portal then reads from one provider, rotating. The
+    visibility policy differs per client so the demo shows the range: most private, first
+    names with detailed notes, and weekly summaries.
     """
     agency: Agency = sandbox.agency
     mounted = [m.name for m in sandbox.mounts if m.name in DEMO_CREDENTIALS]
@@ -67,19 +70,28 @@ def demo_config(sandbox: Sandbox, *, store_url: str, target: str, providers: lis
         {"team_names": "anonymous", "descriptions": "summary", "invoices": "shown", "view": "realtime"},
         {"team_names": "role", "descriptions": "hidden", "invoices": "hidden", "view": "weekly"},
     ]
+    # (name, email) -> {provider: [ids]}, in the order clients first appear
+    portals: dict[str, dict[str, Any]] = {}
+    if sandbox.shared:
+        active = [c for c in sorted(agency.clients.values(), key=lambda c: c.id) if c.is_active]
+        for i, c in enumerate(active):
+            provider = mounted[i % len(mounted)]
+            portals[c.name] = {"email": c.email, "sources": {provider: [client_id(provider, c.id)]}}
+    else:
+        for provider in mounted:
+            account = sandbox.agency_for(provider)
+            for c in sorted(account.clients.values(), key=lambda c: c.name):
+                if c.is_active:
+                    entry = portals.setdefault(c.name, {"email": c.email, "sources": {}})
+                    entry["sources"].setdefault(provider, []).append(str(c.id))
     clients = []
-    active = [c for c in sorted(agency.clients.values(), key=lambda c: c.id) if c.is_active]
-    for i, c in enumerate(active):
-        # One portal per provider's copy of the client would triple the demo; combining
-        # them shows that a portal can span trackers, but it would also triple the hours.
-        # So each demo portal reads from one provider, rotating through them.
-        provider = mounted[i % len(mounted)]
+    for i, (name, found) in enumerate(portals.items()):
         clients.append({
-            "key": _slug(c.name),
-            "name": c.name,
-            "sources": {provider: [client_id(provider, c.id)]},
-            "contacts": [c.email],
-            "notes": "Figures update every few minutes from our time tracker. Ask us about anything that looks off.",
+            "key": _slug(name),
+            "name": name,
+            "sources": found["sources"],
+            "contacts": [found["email"]],
+            "notes": "Figures update every few minutes from our time trackers. Ask us about anything that looks off.",
             "glossary": {"PM": "Project management: planning, calls and coordination.", "DEV": "Development: building and testing."},
             "visibility": {**policies[i % len(policies)], "internal_tasks": ["Internal Meeting"]},
         })

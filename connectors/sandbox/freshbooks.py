@@ -1,6 +1,11 @@
 """FreshBooks in its wire shapes, mounted at /freshbooks (base_url = http://HOST:PORT/freshbooks).
 
-OAuth: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
+OAuth, authorization code: `GET /oauth/authorize?client_id=…&response_type=code&redirect_uri=…`
+stands in for auth.freshbooks.com's login and consent page: it approves at once and answers 302
+to `redirect_uri?code=…` (a code lives 5 minutes and works once, for that redirect_uri); then
+`POST /auth/oauth/token` with grant_type=authorization_code, code, redirect_uri, client_id and
+client_secret answers the first access and refresh tokens.
+OAuth, refresh: `POST /auth/oauth/token` (JSON or form body) with grant_type=refresh_token, client_id,
 client_secret and refresh_token answers a Bearer access token living `access_lifetime` seconds
 (12 h by default; tests make it short) and a NEW refresh token. Refresh tokens are single use:
 a spent one is answered 400 invalid_grant. Tokens are signed with the client secret, so a
@@ -22,7 +27,8 @@ exactly those.
 
 Mapping from the neutral agency: ids are kept; a person is an identity (`identity_id`); tasks
 are services; money is `{"amount": "1222.00", "code": "EUR"}`; durations integer seconds; a
-time entry starts at 09:00 agency time on its day (FreshBooks has no booking date); a running
+time entry starts on its day in the team member's zone (FreshBooks has no booking date) and
+carries `local_started_at`/`local_timezone` as recorded responses do; a running
 timer is `is_logged: false` + `timer.is_running` (listed only with include_unlogged=true) with
 duration 0; FreshBooks has no void invoices, so a void invoice is a deleted one (vis_state 1);
 hours budgets are seconds, a fixed-fee project's budget is its `fixed_price`, and budgets a
@@ -98,6 +104,7 @@ class FreshBooksState(VersionCache):
     clock: Callable[[], float] = time.time  # token expiry only; tests move it
     access: dict[str, float] = field(default_factory=dict)  # access token -> expires at
     spent: set[str] = field(default_factory=set)  # refresh tokens already used
+    codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # auth code -> (redirect_uri, expires at)
     refreshes: int = 0
     caches: dict[Any, Any] = field(default_factory=dict)
 
@@ -129,6 +136,8 @@ ROUTES = Router(lambda request: json_response(ERRORS["projects_404"], 404))
 def handle(request: Request, agency: Agency, state: FreshBooksState) -> Response:
     if request.method == "POST" and request.path == "/auth/oauth/token":
         return token(request, state)
+    if request.method == "GET" and request.path == "/oauth/authorize":
+        return authorize(request, state)
     auth = request.header("Authorization") or ""
     bearer = auth[len("Bearer "):].strip() if auth.startswith("Bearer ") else ""
     expires = state.access.get(bearer)
@@ -159,13 +168,20 @@ def token(request: Request, state: FreshBooksState) -> Response:
         return json_response({"error": "invalid_request", "error_description": "The request is missing a required parameter."}, 400)
     if body.get("client_id") != state.client_id or body.get("client_secret") != state.client_secret:
         return json_response(ERRORS["invalid_client"], 401)
-    if body.get("grant_type") != "refresh_token":
+    grant = body.get("grant_type")
+    if grant == "authorization_code":
+        code = str(body.get("code") or "")
+        issued = state.codes.pop(code, None)  # a code works once, even when refused
+        if issued is None or state.clock() >= issued[1] or str(body.get("redirect_uri") or "") != issued[0]:
+            return json_response(ERRORS["invalid_grant"], 400)
+    elif grant == "refresh_token":
+        presented = str(body.get("refresh_token") or "")
+        if not state.refresh_is_valid(presented):
+            return json_response(ERRORS["invalid_grant"], 400)
+        state.spent.add(presented)
+    else:
         return json_response({"error": "unsupported_grant_type",
                               "error_description": "The authorization grant type is not supported by the authorization server."}, 400)
-    presented = str(body.get("refresh_token") or "")
-    if not state.refresh_is_valid(presented):
-        return json_response(ERRORS["invalid_grant"], 400)
-    state.spent.add(presented)
     state.refreshes += 1
     access = "fbat-" + secrets.token_hex(16)
     now = state.clock()
@@ -179,6 +195,24 @@ def token(request: Request, state: FreshBooksState) -> Response:
                  "user:invoices:read user:payments:read user:teams:read",
         "created_at": int(now),
     })
+
+
+def authorize(request: Request, state: FreshBooksState) -> Response:
+    """The consent page, approved at once: 302 to the redirect URI with a fresh code."""
+    from urllib.parse import urlencode
+
+    redirect_uri = request.arg("redirect_uri") or ""
+    if request.arg("client_id") != state.client_id or request.arg("response_type") != "code" or \
+            not redirect_uri.startswith(("http://", "https://")):
+        return Response(400, "<h1>Invalid authorization request</h1><p>Unknown client_id, or "
+                        "response_type is not code, or no redirect_uri.</p>", {}, "text/html; charset=utf-8")
+    code = secrets.token_hex(20)
+    state.codes[code] = (redirect_uri, state.clock() + 300)
+    query = {"code": code}
+    if request.arg("state"):
+        query["state"] = str(request.arg("state"))
+    sep = "&" if "?" in redirect_uri else "?"
+    return Response(302, "", {"Location": f"{redirect_uri}{sep}{urlencode(query)}"}, "text/html; charset=utf-8")
 
 
 # ---- formatting --------------------------------------------------------------------------------
@@ -312,7 +346,7 @@ def users_me(request: Request, agency: Agency, state: FreshBooksState) -> Respon
             "id": 140901, "role": "owner", "unacknowledged_change": False,
             "business": {
                 "id": state.business_id, "business_uuid": _uuid("business", state.business_id), "name": agency.name,
-                "account_id": state.account_id, "date_format": "dd/mm/yyyy",
+                "account_id": state.account_id, "timezone": agency.timezone, "date_format": "dd/mm/yyyy",
                 "address": {"id": 76501, "street": "Hafenstraße 1", "city": "Hamburg", "province": "HH",
                             "country": "Germany", "postal_code": "20457"},
                 "phone_number": {"id": 666201, "phone_number": "+49 40 555 0100"}, "business_clients": [],
@@ -490,11 +524,25 @@ def projects(request: Request, agency: Agency, state: FreshBooksState, business_
 
 
 # ---- time entries ------------------------------------------------------------------------------
+def person_zone(e: Entry, agency: Agency) -> ZoneInfo:
+    person = agency.people.get(e.person_id)
+    return ZoneInfo(person.timezone if person is not None else agency.timezone)
+
+
 def started_at(e: Entry, agency: Agency) -> dt.datetime:
-    """FreshBooks keeps a start instant, not a day: 09:00 agency time on the entry's day."""
+    """FreshBooks keeps a start instant, not a day. The entry starts on its day in the team
+    member's own zone, between 07:00 and 18:00 (spread by id), so early and late work lies on
+    another UTC or agency day: a connector that takes the day from the UTC start in the
+    agency's zone books some of it a day off."""
     if e.is_running and e.timer_started_at is not None:
         return from_epoch(e.timer_started_at)
-    return dt.datetime.combine(e.spent_date, dt.time(9, 0), ZoneInfo(agency.timezone)).astimezone(UTC)
+    hour = 7 + e.id % 12
+    return dt.datetime.combine(e.spent_date, dt.time(hour, 0), person_zone(e, agency)).astimezone(UTC)
+
+
+def local_started_at(e: Entry, agency: Agency) -> str:
+    """Recorded shape: the team member's wall clock without offset, next to `local_timezone`."""
+    return started_at(e, agency).astimezone(person_zone(e, agency)).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def time_entry(e: Entry, agency: Agency, *, active: bool = True) -> dict[str, Any]:
@@ -505,6 +553,7 @@ def time_entry(e: Entry, agency: Agency, *, active: bool = True) -> dict[str, An
         start = f"{e.spent_date.year}-02-30T09:00:00Z"
     return {
         "id": e.id, "identity_id": e.person_id, "is_logged": not e.is_running, "started_at": start,
+        "local_started_at": local_started_at(e, agency), "local_timezone": person_zone(e, agency).key,
         "created_at": utc_z(e.created_at), "client_id": p.client_id, "project_id": p.id, "pending_client": None,
         "pending_project": None, "pending_task": None, "task_id": None, "service_id": e.task_id, "note": e.notes,
         "active": active, "billable": e.billable, "billed": e.invoice_id is not None, "internal": not p.is_billable,

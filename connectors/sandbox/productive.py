@@ -219,8 +219,27 @@ def project(p: Project, state: ProductiveState) -> dict[str, Any]:
         "project_manager": link("people", p.manager_id), "workflow": NOT_LOADED, "memberships": NOT_LOADED})
 
 
+def _deal_totals(agency: Agency) -> dict[int, tuple[int, int, int]]:
+    """Per project: (worked minutes, billable minutes, budget used in cents). Each entry's
+    revenue is its service's price x its billable minutes, rounded to the cent on the entry,
+    as Productive keeps it; a running timer counts with its time so far."""
+    out: dict[int, list[int]] = {}
+    for e in agency.entries.values():
+        p, t = agency.projects[e.project_id], agency.tasks[e.task_id]
+        minutes = e.seconds // 60
+        billable = minutes if e.billable else 0
+        price = cents(p.hourly_rate or t.hourly_rate) if p.is_billable and t.billable_by_default else None
+        row = out.setdefault(e.project_id, [0, 0, 0])
+        row[0] += minutes
+        row[1] += billable
+        if price:
+            row[2] += int((Decimal(price) * billable / 60).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return {pid: (a, b, c) for pid, (a, b, c) in out.items()}
+
+
 def deal(agency: Agency, p: Project, state: ProductiveState) -> dict[str, Any]:
     currency = agency.clients[p.client_id].currency
+    worked, billable, used = state.cached("deal_totals", agency.version, lambda: _deal_totals(agency)).get(p.id, (0, 0, 0))
     minutes = int(p.budget * 60) if p.budget_kind == "hours" and p.budget is not None else 0
     total = cents(p.budget) if p.budget_kind == "money" and p.budget is not None else 0
     attributes = {
@@ -246,9 +265,13 @@ def deal(agency: Agency, p: Project, state: ProductiveState) -> dict[str, Any]:
         "currency_default": "EUR",
         "currency_normalized": "EUR",
         "budget_total": total,
+        "worked_time": worked,
+        "billable_time": billable,
+        "budget_used": used,
     }
     if state.hide_money_budgets:
         del attributes["budget_total"]
+        del attributes["budget_used"]
     return resource("deals", deal_id(p.id), attributes, {
         "organization": _org(state), "company": link("companies", p.client_id), "project": link("projects", p.id),
         "responsible": link("people", p.manager_id), "deal_status": NOT_LOADED, "contract": NOT_LOADED,

@@ -239,11 +239,16 @@ class Mounted:
     prefix: str
     state: Any
     rules: list[RateRule]
+    agency: Agency
 
 
 class Sandbox:
     """The local provider server. Use as a context manager or call start()/stop().
 
+    `agency` is one Agency that every provider serves (the same clients under the same ids
+    everywhere: what the connector contract tests compare), or a mapping provider -> Agency
+    so that each provider serves its own account (`agency.generate_accounts`, the default of
+    `bridge sandbox` and `bridge demo`). `sandbox.agency` is then the first provider's.
     `options` maps a provider name to keyword arguments for that module's `make_state`, e.g.
     `{"harvest": {"cursor_pagination": True, "hide_money_budgets": True}}`.
     `rate_limits=False` disables the simulated provider limits (benchmarks); `rate_rules` overrides
@@ -252,7 +257,7 @@ class Sandbox:
 
     def __init__(
         self,
-        agency: Agency,
+        agency: Agency | Mapping[str, Agency],
         *,
         rate_limits: bool = True,
         providers: Iterable[ModuleType] | None = None,
@@ -265,7 +270,12 @@ class Sandbox:
     ) -> None:
         from connectors.sandbox import provider_modules
 
+        own = dict(agency) if isinstance(agency, Mapping) else {}
+        if own:
+            agency = next(iter(own.values()))
+        assert isinstance(agency, Agency)
         self.agency = agency
+        self.shared = not own  # every provider serves the one agency
         self.rate_limits = rate_limits
         self.slow_delay = slow_delay
         self.host, self.port = host, port
@@ -282,10 +292,13 @@ class Sandbox:
         options = options or {}
         for module in providers if providers is not None else provider_modules():
             name = module.NAME
+            if own and name not in own:
+                continue  # no account of this provider in the mapping: not mounted
+            served = own.get(name, agency)
             make_state = getattr(module, "make_state", None)
-            state = make_state(agency, **options.get(name, {})) if make_state else None
+            state = make_state(served, **options.get(name, {})) if make_state else None
             rules = list((rate_rules or {}).get(name, getattr(module, "RATE_LIMITS", [])))
-            self.mounts.append(Mounted(name, module, module.PREFIX.rstrip("/"), state, rules))
+            self.mounts.append(Mounted(name, module, module.PREFIX.rstrip("/"), state, rules, served))
             self.counters[name] = 0
             self.status_counters[name] = {}
 
@@ -309,6 +322,18 @@ class Sandbox:
 
     def state(self, provider: str) -> Any:
         return self.mount(provider).state
+
+    def agency_for(self, provider: str | None) -> Agency:
+        """The agency `provider` serves (`sandbox.agency` for None)."""
+        return self.agency if provider is None else self.mount(provider).agency
+
+    @property
+    def agencies(self) -> list[Agency]:
+        out: list[Agency] = []
+        for m in self.mounts:
+            if all(m.agency is not a for a in out):
+                out.append(m.agency)
+        return out or [self.agency]
 
     def start(self) -> str:
         handler = type("Handler", (_Handler,), {"sandbox": self})
@@ -433,8 +458,8 @@ class Sandbox:
             return mounted.name, _fault_response(mounted.module, fault)
         if fault is not None and fault.kind == "slow":
             self._stopping.wait(fault.delay if fault.delay is not None else self.slow_delay)
-        with self.agency.lock:
-            response = mounted.module.handle(request, self.agency, mounted.state)
+        with mounted.agency.lock:
+            response = mounted.module.handle(request, mounted.agency, mounted.state)
         if fault is not None and fault.kind == "malformed":
             encoded = encode_body(response)
             response = Response(response.status, encoded[: max(1, len(encoded) // 2)], response.headers,
@@ -508,9 +533,11 @@ class _Handler(BaseHTTPRequestHandler):
         """The Date header on the agency's clock, the one its updated_at stamps come from,
         as a real provider's Date and its records share one clock (tests inject a clock)."""
         if timestamp is None:
-            agency = self.sandbox.agency
-            with agency.lock:
-                timestamp = agency.now().timestamp()
+            stamps = []
+            for agency in self.sandbox.agencies:
+                with agency.lock:
+                    stamps.append(agency.now().timestamp())
+            timestamp = max(stamps)
         return email.utils.formatdate(timestamp, usegmt=True)
 
     def _serve(self) -> None:
@@ -533,27 +560,35 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # ---- admin API (JSON, unauthenticated, 127.0.0.1 only) ---------------------------------------
-# Lets a benchmark or an end-to-end test in another process change data and inject faults:
-#   GET    /_sandbox/info                  providers, their API base URLs, demo credentials
-#   GET    /_sandbox/counters              requests per provider and per status
-#   GET    /_sandbox/log?provider=&limit=  the request log, newest last
-#   POST   /_sandbox/reset                 clear counters, log, faults and rate-limit windows
-#   POST   /_sandbox/faults                {"provider","kind","count","path_contains","retry_after","delay"}
-#   DELETE /_sandbox/faults                clear pending faults
-#   PUT    /_sandbox/rate_limits           {"enabled": bool}
-#   GET    /_sandbox/entries/{id}          the neutral entry
-#   POST   /_sandbox/entries               {"project_id","person_id","task_id","spent_date","seconds",...}
-#   PATCH  /_sandbox/entries/{id}          {field: value}; updated_at moves to now
-#   DELETE /_sandbox/entries/{id}          hard delete (logged in the agency's deletions)
-#   POST   /_sandbox/entries/{id}/malform  {"kind": "bad_date" | "bad_duration"}
-#   POST   /_sandbox/entries/{id}/backdate {"updated_at": ISO, ...other fields}
-#   GET    /_sandbox/deletions             the deletion log
+# Lets a benchmark or an end-to-end test in another process change data and inject faults.
+# `bridge sandbox --help` prints ADMIN_HELP, so the list below is the one documentation.
+ADMIN_HELP = """\
+Admin API under http://127.0.0.1:PORT/_sandbox/ (JSON, no auth, loopback only):
+  GET    /_sandbox/info                  providers, their API base URLs, demo credentials
+  GET    /_sandbox/counters              requests per provider and per status
+  GET    /_sandbox/log?provider=&limit=  the request log, newest last
+  POST   /_sandbox/reset                 clear counters, log, faults and rate-limit windows
+  POST   /_sandbox/faults                {"provider","kind","count","path_contains","retry_after","delay"}
+  DELETE /_sandbox/faults                clear pending faults
+  PUT    /_sandbox/rate_limits           {"enabled": bool}
+  GET    /_sandbox/entries/{id}          the neutral entry
+  POST   /_sandbox/entries               {"project_id","person_id","task_id","spent_date","seconds",...}
+  PATCH  /_sandbox/entries/{id}          {field: value}; updated_at moves to now
+  DELETE /_sandbox/entries/{id}          hard delete (logged in the agency's deletions)
+  POST   /_sandbox/entries/{id}/malform  {"kind": "bad_date" | "bad_duration"}
+  POST   /_sandbox/entries/{id}/backdate {"updated_at": ISO, ...other fields}
+  GET    /_sandbox/deletions             the deletion log
+  POST   /_sandbox/entries/edit_spread   {"count": N}: edit N entries spread over the history
+When each provider serves its own account (the default), the entry routes take
+?provider=harvest|freshbooks|productive (default: the first provider).
+"""
 _admin = Router(lambda request: json_response({"error": f"no admin route {request.method} {request.path}"}, 404))
 
 
 def handle_admin(sandbox: Sandbox, request: Request) -> Response:
     try:
-        return _admin.handle(request, sandbox.agency, sandbox)
+        # with one account per provider, `?provider=NAME` picks whose data an entry route edits
+        return _admin.handle(request, sandbox.agency_for(request.arg("provider") or None), sandbox)
     except KeyError as exc:
         return json_response({"error": str(exc.args[0] if exc.args else exc)}, 404)
     except (ValueError, TypeError) as exc:
@@ -569,7 +604,9 @@ def _info(request: Request, agency: Agency, sandbox: Sandbox) -> Response:
         "providers": {m.name: request.base_url + m.prefix for m in sandbox.mounts},
         "credentials": {m.name: DEMO_CREDENTIALS.get(m.name, {}) for m in sandbox.mounts},
         "seed": agency.seed, "today": agency.today.isoformat(), "entries": len(agency.entries),
-        "rate_limits": sandbox.rate_limits,
+        "rate_limits": sandbox.rate_limits, "shared_agency": sandbox.shared,
+        "accounts": {m.name: {"clients": {str(c.id): c.name for c in m.agency.clients.values()},
+                              "entries": len(m.agency.entries)} for m in sandbox.mounts},
     })
 
 

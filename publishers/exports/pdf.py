@@ -236,7 +236,7 @@ def _fmt(v: Cell, col: Column) -> str:
     if col.kind == "money":
         return f"{Decimal(v):,.2f}"
     if col.kind == "percent":
-        return f"{float(v):.0%}"
+        return f"{float(v):.1%}"  # as the page prints budget use: "87.5%"
     if col.kind == "bool":
         return "yes" if v else "no"
     if isinstance(v, dt.date):

@@ -51,7 +51,7 @@ def _formats(wb: Any) -> dict[str, Any]:
         "date": wb.add_format({"num_format": "yyyy-mm-dd"}),
         "hours": wb.add_format({"num_format": "#,##0.00"}),
         "money": wb.add_format({"num_format": "#,##0.00"}),
-        "percent": wb.add_format({"num_format": "0%"}),
+        "percent": wb.add_format({"num_format": "0.0%"}),  # as the page: "87.5%"
         "text": wb.add_format({}),
         "bool": wb.add_format({}),
         "total": wb.add_format({"bold": True, "top": 1}),

@@ -50,6 +50,10 @@ def test_error_names_file_key_and_choices(tmp_path: Path) -> None:
         ({"clients": [{"key": "Bad Key", "name": "A", "sources": {}}]}, "clients[0].key: 'Bad Key' must be lower-case"),
         ({"clients": [{"key": "a", "name": "A", "sources": {}, "visibility": {"rates": "visible"}}]}, "clients[0].visibility.rates"),
         ({"sources": [{"name": "h", "kind": "harvest"}, {"name": "h", "kind": "productive"}]}, "source names must be unique"),
+        # "Ask about this" links are mailto: links to the contact: it must hold an address
+        ({"agency": {"contact": "Alice from accounts"}}, "agency.contact: 'Alice from accounts' holds no e-mail address"),
+        ({"agency": {"contact": "Alice <alice@localhost>"}}, "write it like 'Alice Martin <alice@agency.example>'"),
+        ({"clients": [{"key": "a", "name": "A", "sources": {}, "ask_about": "sometimes"}]}, "clients[0].ask_about"),
     ],
 )
 def test_errors_are_specific(data: dict, expected: str) -> None:

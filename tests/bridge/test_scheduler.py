@@ -136,15 +136,18 @@ def test_a_restart_keeps_persisted_run_times_and_drops_removed_sources(any_store
     assert times["sync:harvest"] == t0
     assert times["reconcile:prod"] == first["reconcile:prod"]
 
-    # the harvest interval changes and fb is removed: harvest runs now, fb's jobs are gone
+    # the harvest interval changes and fb is removed: harvest runs now, fb is not scheduled
     cfg2 = _config(
         sources=[{"name": "harvest", "kind": "harvest", "every": "10m"}, {"name": "prod", "kind": "productive"}],
         clients=[{"key": "globex", "name": "Globex", "sources": {"prod": ["9"]}}],
     )
-    stored = _persist(cfg2, store, t1)
+    third = build_scheduler(cfg2, store, Recorder().jobs(), config_path="cfg.toml", publish_on_start=False, now=t1)
+    assert {j.id for j in third.get_jobs()} == {"sync:harvest", "reconcile:harvest", "sync:prod", "reconcile:prod", "links:refresh"}
+    stored = next_runs(store)
     assert stored["sync:harvest"] == t1
     assert stored["sync:prod"] == t0
-    assert "sync:fb" not in stored and "reconcile:fb" not in stored
+    # fb's rows were written by an earlier leader: kept as they were, never rewritten
+    assert stored["sync:fb"] == t0
 
 
 def test_changed_client_ids_map_to_portal_clients() -> None:

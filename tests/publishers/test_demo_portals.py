@@ -16,7 +16,19 @@ from click.testing import CliRunner
 from bridge.cli import cli
 from bridge.cli.demo import _clear_previous_demo
 from bridge.errors import BridgeError
-from tests.publishers.test_browser import VISIBLE, browser, open_page, problems, screenshot  # noqa: F401
+from tests.publishers.test_browser import (  # noqa: F401
+    TOTAL,
+    VISIBLE,
+    axe_serious,
+    axe_source,
+    browser,
+    check_layout,
+    layout,
+    matched,
+    open_page,
+    problems,
+    screenshot,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +44,8 @@ def test_demo_syncs_all_three_trackers_and_renders_every_portal(demo: tuple[Path
     for source in ("harvest", "freshbooks", "productive"):
         assert re.search(rf"^{source}: ok - \d+ new", output, re.M), output
     assert "Per-client totals from the store:" in output
+    # `bridge verify` over the same sandbox: the store agrees with every tracker's own reports
+    assert re.search(r"^Checked against each tracker's own reports: \d+ figures, no difference\.$", output, re.M), output
     portals = re.findall(r"file://(\S+/index\.html)", output)
     assert len(portals) == 4
     assert all(Path(p).exists() for p in portals)
@@ -43,7 +57,8 @@ def _portals(out: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_every_demo_portal_loads_cleanly_and_filters(browser: str, demo: tuple[Path, str], width: int) -> None:  # noqa: F811
+def test_every_demo_portal_loads_cleanly_and_filters(browser: str, axe_source: str, demo: tuple[Path, str],  # noqa: F811
+                                                     width: int) -> None:
     out, _ = demo
     for n, index in enumerate(_portals(out)):
         url = index.as_uri()
@@ -52,18 +67,26 @@ def test_every_demo_portal_loads_cleanly_and_filters(browser: str, demo: tuple[P
             errors, requests = problems(cdp, url)
             assert errors == [] and requests == [], (index, errors, requests)
             screenshot(cdp, f"demo-{n + 1}-{'phone' if width < 600 else 'desktop'}-{width}.png")
+            # attention first, cards on a phone, every scroll box reachable by keyboard
+            facts = layout(cdp)
+            check_layout(facts, width)
+            assert facts["elements"] < 3_000, (index, facts["elements"])
+            if width < 600:
+                assert facts["height"] < 15_000, (index, facts["height"])
+            assert axe_serious(cdp, axe_source) == [], index
             if not cdp.eval("!!document.getElementById('ts-filters')"):
                 continue
-            everyone = cdp.eval(VISIBLE)
-            total = cdp.eval("document.getElementById('ts-total').textContent")
+            everyone = matched(cdp)
+            total = cdp.eval(TOTAL)
             options = cdp.eval("[...document.querySelectorAll('#ts-filters [name=person] option')].map(o => o.value)")
             person = next(v for v in options if v)
             cdp.eval(
                 "(() => { const el = document.querySelector('#ts-filters [name=person]');"
                 f" el.value = {person!r}; el.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
             )
-            assert 0 < cdp.eval(VISIBLE) < everyone, index
-            assert cdp.eval("document.getElementById('ts-total').textContent") != total, index
+            assert 0 < matched(cdp) < everyone, index
+            assert 0 < cdp.eval(VISIBLE) <= 50, index
+            assert cdp.eval(TOTAL) != total, index
             assert problems(cdp, url) == ([], [])
         finally:
             cdp.close()

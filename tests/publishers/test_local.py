@@ -249,7 +249,13 @@ def test_cli_publish_links_revoke_preview(tmp_path: Path, monkeypatch) -> None:
         '[[clients]]\nkey = "acme"\nname = "Acme Ltd"\nsources = { h = ["1"] }\ncontacts = ["boss@acme.test"]\n'
     )
     from bridge.cli import wiring
+    from bridge.models import Client
+    from bridge.store import Store
 
+    synced = Store(f"sqlite:///{tmp_path}/s.db")  # `publish` refuses a client whose ids match no synced client
+    synced.migrate()
+    synced.upsert([Client(source="h", source_id="1", name="Acme Ltd")])
+    synced.close()
     monkeypatch.setattr(wiring, "renderer", lambda: fake_render)
     monkeypatch.setattr(publishing, "default_view_builder", lambda store, config, now: views())
     monkeypatch.setattr(publishing, "default_guard", lambda store, config, now: no_leaks)

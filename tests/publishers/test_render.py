@@ -18,7 +18,7 @@ from publishers.render import accessible_accent, contrast, json_island, render_p
 from tests.publishers import factory
 from tests.publishers.factory import LOGO, make_view, link
 
-SECTION_ORDER = ["glance", "this-week", "burn", "breakdown", "timesheet-section", "billing", "notes", "updated"]
+SECTION_ORDER = ["attention", "glance", "this-week", "burn", "breakdown", "timesheet-section", "billing", "notes", "updated"]
 
 
 class Tags(HTMLParser):
@@ -85,17 +85,72 @@ def test_sections_in_the_issue_order() -> None:
     assert positions == sorted(positions)
 
 
-def test_glance_leads_with_what_is_left_and_warns_when_over() -> None:
+def test_glance_leads_with_what_is_left() -> None:
     view = make_view()
     html = index_html(view)
     glance = html[html.index('id="glance"'):html.index('id="this-week"')]
-    ok, over = view.projects
-    assert f"{ok.budget.left:,.1f} h" in glance and "left" in glance
-    assert f"{-over.budget.left:,.1f} h" in glance and "over budget" in glance
-    assert "resets on " + render.fmt_date(over.budget.resets_on) in glance
-    # the alert for the over-budget project comes before the project cards
-    assert glance.index('class="alert bad"') < glance.index('class="grid"')
-    assert f"{view.total_hours:,.2f}" in glance
+    # budgets 200 h with 69.5 h used, and 40 h a month with 43.25 h used (factory.make_view)
+    assert "130.50 h <small>left</small>" in glance
+    assert "3.25 h <small>over budget</small>" in glance
+    assert "69.50 h used of 200.00 h (34.8%)" in glance
+    assert "resets on " + render.fmt_date(view.projects[1].budget.resets_on) in glance
+    assert f"<dd>{view.total_hours:,.2f} h</dd>" in glance
+
+
+def test_attention_comes_first_and_links_to_the_details() -> None:
+    view = make_view()
+    html = index_html(view)
+    attention = html[html.index('id="attention"'):html.index('id="glance"')]
+    # the over-budget retainer first, then the relaunch (its projection runs out before
+    # the end date), then the change note (one entry removed)
+    hrefs = re.findall(r'<li class="alert( bad)?"><a href="#([\w-]+)">', attention)
+    assert hrefs == [(" bad", "project-2"), ("", "project-1"), ("", "changes")]
+    assert "Support retainer is over budget</strong> by 3.25 h (108.1% used this month)" in attention
+    assert "2 May 2025 is the last day with budget left, before the project ends" in attention
+    for _, target in hrefs:
+        assert f'id="{target}"' in html
+    assert attention.index("Support retainer") < attention.index("Website relaunch")
+
+
+def test_overdue_and_due_soon_invoices_head_the_attention_list() -> None:
+    view = make_view(change=False)
+    overdue = factory.InvoiceView("INV-0999", dt.date(2025, 1, 2), dt.date(2025, 2, 1), None, Decimal("900.00"),
+                                  Decimal("400.00"), Decimal("500.00"), "EUR", "overdue")
+    soon = factory.InvoiceView("INV-1050", dt.date(2025, 3, 10), dt.date(2025, 3, 21), None, Decimal("1200.00"),
+                               Decimal("1200.00"), Decimal("0"), "EUR", "open")
+    later = factory.InvoiceView("INV-1051", dt.date(2025, 3, 12), dt.date(2025, 4, 30), None, Decimal("50.00"),
+                                Decimal("50.00"), Decimal("0"), "EUR", "open")
+    view = dataclasses.replace(view, invoices=(overdue, soon, later) + view.invoices)
+    html = index_html(view)
+    attention = html[html.index('id="attention"'):html.index('id="glance"')]
+    targets = re.findall(r'<a href="#([\w-]+)">', attention)
+    assert targets == ["invoice-1", "project-2", "project-1", "invoice-2"]
+    assert "Invoice INV-0999 is overdue:</strong> €400.00 was due on 1 Feb 2025." in attention
+    assert "Invoice INV-1050 is due tomorrow:</strong> €1,200.00 outstanding." in attention
+    assert "INV-1051" not in attention and "INV-1041" not in attention  # due in 41 and 10 days
+    assert 'id="invoice-1"' in html and 'id="invoice-2"' in html
+    # the invoices table lists the most recently issued first
+    numbers = re.findall(r'<tr id="invoice-\d+"><th scope="row">([\w-]+)</th>', html)
+    assert numbers == ["INV-1051", "INV-1050", "INV-1041", "INV-1032", "INV-0999"]
+
+
+def test_a_retainer_that_overran_last_month_needs_attention() -> None:
+    view = make_view(change=False)
+    retainer = view.projects[1]
+    calm = factory.budget("40", "12", period="monthly")
+    calm = dataclasses.replace(calm, last_period_used=Decimal("46.50"), last_period_allocated=Decimal("40.00"))
+    view = dataclasses.replace(view, projects=(dataclasses.replace(retainer, budget=calm),))
+    attention = index_html(view).split('id="attention"')[1].split('id="glance"')[0]
+    assert "Support retainer went over last month’s budget:</strong> 46.50 h used of 40.00 h." in attention
+
+
+def test_nothing_needs_attention_is_one_line() -> None:
+    view = make_view(change=False, invoices=False)
+    view = dataclasses.replace(view, projects=(dataclasses.replace(
+        view.projects[0], budget=dataclasses.replace(factory.budget("200", "20"), runs_out_before_end=False, at_risk=False)),))
+    attention = index_html(view).split('id="attention"')[1].split('id="glance"')[0]
+    assert "<li" not in attention
+    assert '<p class="all-clear">Nothing needs your attention right now.</p>' in attention
 
 
 def test_this_week_lists_people_with_hours() -> None:
@@ -122,7 +177,7 @@ def test_burn_chart_is_an_accessible_svg_with_a_data_table() -> None:
         for ref in (a["aria-labelledby"] or "").split():
             assert f'id="{ref}"' in burn
     assert view.projects[0].budget.explanation in burn
-    assert "<caption>Weekly burn for" in burn
+    assert "Weekly burn for" in burn
     last = view.projects[0].burn_chart.cumulative[-1]
     assert f"{last.value:,.2f}" in burn
 
@@ -132,10 +187,10 @@ def test_tables_are_labelled() -> None:
     p = parse(html)
     n_tables = sum(1 for t, _ in p.tags if t == "table")
     assert n_tables >= 5
-    assert html.count("<caption>") == n_tables
+    assert html.count("<caption") == n_tables
     for t, a in p.tags:
         if t == "th":
-            assert a.get("scope") in ("col", "row"), a
+            assert a.get("scope") in ("col", "row", "rowgroup"), a
     assert parse(html).tags[0] == ("html", {"lang": "en"})
     assert sum(1 for t, _ in p.tags if t == "h1") == 1
 
@@ -146,8 +201,6 @@ def test_timesheet_rows_and_json_island_agree() -> None:
     data = island(html)
     assert data["mode"] == "entries"
     assert len(data["rows"]) == len(view.timesheet) == 57
-    body = html[html.index('<table id="timesheet"'):html.index("</table>", html.index('<table id="timesheet"'))]
-    assert body.count("<tr><td>") == 57
     assert sum(r[4] for r in data["rows"]) == int(view.total_hours * 100)
     ordered = render.timesheet_rows(view)
     assert [r.spent_date for r in ordered] == sorted((r.spent_date for r in ordered), reverse=True)
@@ -155,6 +208,68 @@ def test_timesheet_rows_and_json_island_agree() -> None:
         assert data["people"][row[1]] == entry.person and data["projects"][row[2]] == entry.project
         assert data["tasks"][row[3]] == (entry.task or "") and row[4] == int(entry.hours * 100)
         assert row[5] == int(entry.is_billable)
+        assert data["dates"][row[0]] == render.fmt_date(entry.spent_date)
+        assert data["notes"][row[7]] == entry.description and row[10] == int(entry.is_running)
+        week = entry.spent_date - dt.timedelta(days=entry.spent_date.weekday())  # weeks start on Monday here
+        assert data["weeks"][row[6]] == render.fmt_date(week)
+
+
+def test_the_page_lists_the_most_recent_weeks_and_links_the_whole_history() -> None:
+    view = make_view(n=300)
+    html = index_html(view)
+    body = html[html.index('<table id="timesheet"'):html.index("</table>", html.index('<table id="timesheet"'))]
+    # 50 entries, newest first, under week headings; the rest only in the island and exports
+    assert body.count('<tr><td class="dt">') == 50 == render.PAGE_ROWS
+    assert 0 < body.index("Week of 17 Mar 2025") < body.index("Week of 10 Mar 2025")
+    listed = re.findall(r'<tr><td class="dt">(\d+ \w+ \d+)', body)
+    newest = [render.fmt_date(r.spent_date) for r in render.timesheet_rows(view)[:50]]
+    assert listed == newest
+    this_week = sum((r.hours for r in view.timesheet if r.spent_date >= factory.WEEK_START), Decimal(0))
+    assert f'Week of 17 Mar 2025 <span class="wk-h">{this_week:,.2f}\u00a0h</span>' in body
+    history = html[html.index('id="ts-history"'):]
+    assert "The whole history is in the exports" in history
+    assert 'href="https://files.example.test/tok123/timesheet.csv?sig=abc"' in history[:600]
+    assert len(island(html)["rows"]) == 300
+    small = index_html(make_view(n=20))
+    assert 'id="ts-history"' not in small and small.count('<tr><td class="dt">') == 20
+
+
+def test_summary_descriptions_do_not_repeat_the_task() -> None:
+    view = make_view(n=12)
+    rows = tuple(dataclasses.replace(r, description=r.task) for r in view.timesheet)
+    view = dataclasses.replace(view, timesheet=rows, policy=dataclasses.replace(view.policy, descriptions="summary"))
+    files = {f.path: f for f in render_portal(view, link, "tok")}
+    html = files["index.html"].data.decode()
+    assert ">Description</th>" not in html and 'class="d"' not in html
+    assert "Description" not in files["timesheet.csv"].data.decode("utf-8-sig").splitlines()[0]
+
+
+def test_ask_about_this_writes_to_the_agency_contact() -> None:
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    view = make_view(n=5)
+    html = index_html(view)
+    hrefs = [a["href"] for t, a in parse(html).tags if t == "a" and (a.get("href") or "").startswith("mailto:")]
+    # one per entry, one per week heading, one per invoice
+    weeks = {r.spent_date - dt.timedelta(days=r.spent_date.weekday()) for r in view.timesheet}
+    assert len(hrefs) == 5 + len(weeks) + 2
+    entry = render.timesheet_rows(view)[0]
+    url = urlsplit(hrefs[1])
+    assert unquote(url.path) == "ada@example.com"
+    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+    assert q["subject"] == f"Question about 20 Mar 2025: {entry.task or entry.project}, {entry.hours:,.2f} h"
+    for expected in ("Acme Robotics", "Date: 20 Mar 2025", f"Hours: {entry.hours:,.2f}",
+                     "Portal data as of 20 Mar 2025, 11:45 UTC", "\r\n"):
+        assert expected in q["body"], expected
+    assert entry.description not in q["body"]  # the note stays on the page, not in the mail
+    invoice = next(urlsplit(h) for h in hrefs if "invoice" in unquote(h))
+    q = {k: v[0] for k, v in parse_qs(invoice.query).items()}
+    assert q["subject"] == "Question about invoice INV-1041"
+    assert "Outstanding: €4,800.00" in q["body"]
+    off = index_html(dataclasses.replace(view, agency=dataclasses.replace(view.agency, ask=False)))
+    assert 'href="mailto:' not in off and ">Ask about this<" not in off
+    none = index_html(dataclasses.replace(view, agency=dataclasses.replace(view.agency, contact=None)))
+    assert 'href="mailto:' not in none
 
 
 def test_weekly_mode_shows_summaries_not_entries() -> None:

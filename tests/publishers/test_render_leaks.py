@@ -16,6 +16,7 @@ import html
 import io
 import json
 import re
+import urllib.parse
 import zipfile
 from collections.abc import Sequence
 from decimal import Decimal
@@ -44,6 +45,8 @@ def rendered_text(files: Sequence[RenderedFile]) -> str:
         if f.path.endswith(".html"):
             page = f.data.decode("utf-8")
             parts.append(html.unescape(page))
+            # "Ask about this" links carry subject and body percent-encoded: read them decoded
+            parts += [urllib.parse.unquote(h) for h in re.findall(r'href="(mailto:[^"]*)"', html.unescape(page))]
             m = re.search(r'<script type="application/json" id="timesheet-data">(.*?)</script>', page, re.S)
             if m:
                 parts.append(json.dumps(json.loads(m.group(1)), ensure_ascii=False))

@@ -340,7 +340,16 @@ def test_connector_syncs_the_agency_with_token_expiry_and_rotation(
     finally:
         conn.close()
 
-    # a restarted process uses the persisted token; the spent ones are refused by the sandbox
+    # a restarted process reuses the persisted access token while it is valid (no refresh),
+    # then refreshes with the persisted refresh token; the spent ones are refused by the sandbox
+    for _ in range(2):
+        restarted = connector(fb_sandbox, store, clock)
+        try:
+            restarted.check()
+        finally:
+            restarted.close()
+        assert state.refreshes == 3
+    token_clock.now += 700
     restarted = connector(fb_sandbox, store, clock)
     try:
         restarted.check()
