@@ -479,6 +479,14 @@ def _groups(hidden: Sequence[HiddenValue]) -> dict[tuple[str, str], HiddenValue]
     return groups
 
 
+def _why(hv: HiddenValue) -> str:
+    """A hit's reason for the review. One rate is shared by many records, so a number
+    names the kind of rate, not whichever record happened to be listed first."""
+    if hv.kind == "number":
+        return f"a hidden rate ({hv.field.split(' (')[0]})"
+    return hv.field
+
+
 def description_hits(descriptions: Sequence[str], hidden: Sequence[HiddenValue]) -> dict[int, list[str]]:
     """{index: [field, …]} for each description holding a hidden value, matched exactly
     as the file scan matches it; the fields name what was found, never the value."""
@@ -493,7 +501,7 @@ def description_hits(descriptions: Sequence[str], hidden: Sequence[HiddenValue])
         candidates = by_word.get(key, ()) if key else range(len(texts))
         for i in candidates:
             if needle in texts[i] and _pattern(hv).search(texts[i]):
-                hits.setdefault(i, []).append(hv.field)
+                hits.setdefault(i, []).append(_why(hv))
     return hits
 
 
