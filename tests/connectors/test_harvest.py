@@ -452,13 +452,24 @@ def test_429_waits_retry_after_then_succeeds(respx_mock, make, clock) -> None:
 
 @pytest.mark.respx(base_url=BASE)
 def test_429_without_retry_after_backs_off(respx_mock, make, clock) -> None:
-    route = respx_mock.get("/tasks").mock(side_effect=[
-        httpx.Response(429), httpx.Response(429), httpx.Response(200, json=page([], "tasks")),
-    ])
+    recorded = fixture_json("harvest", "errors.json")["429_recorded_no_retry_after"]  # text/html, empty
+    throttled = httpx.Response(429, text=recorded["body"], headers=recorded["headers"])
+    route = respx_mock.get("/tasks").mock(side_effect=[throttled, throttled, httpx.Response(200, json=page([], "tasks"))])
     conn = make(retry=RetryPolicy(attempts=4, backoff_s=2.0, max_wait_s=30.0, sleep=clock.sleep))
     list(conn.pages("tasks", None))
     assert route.call_count == 3
-    assert len(clock.slept) == 2 and all(0 <= s <= 30.0 for s in clock.slept)
+    # at least Harvest's 15 s window (plus the limiter's margin), then twice that up to the cap
+    assert clock.slept == [15.25, 30.0]
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_html_404_page_is_named_not_pasted(respx_mock, make) -> None:
+    recorded = fixture_json("harvest", "errors.json")["404_html_page"]
+    respx_mock.get("/tasks").respond(404, text=recorded["body"], headers=recorded["headers"])
+    with pytest.raises(FatalSourceError) as info:
+        list(make().pages("tasks", None))
+    assert "HTTP 404" in str(info.value) and "an HTML page titled 'Page not found - Harvest'" in str(info.value)
+    assert "<" not in str(info.value)
 
 
 @pytest.mark.respx(base_url=BASE)
