@@ -33,7 +33,7 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import AuditEvent, Quarantine, SyncRun
-from bridge.overrides import fallback_rate
+from bridge.overrides import fallback_rate, unmatched
 from bridge.valuation import value_entry
 from bridge.views import load_client_rows
 
@@ -142,6 +142,9 @@ def verify(
             continue
         result = ClientVerification(cc.key)
         rows = load_client_rows(store, cc)
+        for ref in unmatched(cc, rows.projects):
+            result.errors.append(f"budgets: {ref!r} names no project of this client in the store; check the id or name "
+                                 "in its [[clients.budgets]] entry (the override is not applied)")
         for source, ids in sorted(cc.sources.items()):
             try:
                 figures = list(fetch(source, [str(i) for i in ids], today))

@@ -24,6 +24,7 @@ from sqlmodel import select
 from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, PortalLink, Project, SyncRun, Task, TimeEntry
 from bridge.overrides import apply_budget_overrides, fallback_rate
+from bridge.valuation import value_entry
 from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, anonymous_label, display_names
 from bridge.redaction import ContactPolicy, EntryRef, Finding, NoteRedactor, PersonName, ReviewLog, note_redactor
 
@@ -147,6 +148,9 @@ class ProjectView:
     hours_by_task: tuple[HoursLine, ...]
     hours_by_phase: tuple[HoursLine, ...]
     burn_chart: BurnChart
+    # why some billable time here has no value (bridge/valuation.py): the tracker gives no rate
+    # for it, and what the agency can set; None when all of it is valued
+    value_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -579,12 +583,16 @@ def assemble_view(
     review = review if review is not None else ReviewLog()
 
     published: list[_Published] = []
+    unvalued: dict[str, str] = {}  # project key -> why some of its billable time has no value
     for e, task, proj in kept:
         task_name = task.name if task else None
         cur = e.currency or project_currency(proj, e)
-        amount, rate = m.entry_value(
+        value = value_entry(
             e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
         )
+        amount, rate = value.amount, value.rate
+        if value.missing and not e.is_running:
+            unvalued.setdefault(f"{e.source}:{e.project_source_id or ''}", value.missing)
         metric = m.Entry(
             spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=e.is_running,
             is_invoiced=e.is_invoiced, billable_amount=amount, currency=cur,
@@ -638,7 +646,8 @@ def assemble_view(
     )
     for i, proj in enumerate(visible_projects, start=1):
         pe = by_project.get(f"{proj.source}:{proj.source_id}", [])
-        projects.append(_project_view(i, proj, pe, project_currency(proj), client_cfg, today, ws))
+        projects.append(_project_view(i, proj, pe, project_currency(proj), client_cfg, today, ws,
+                                      value_note=unvalued.get(f"{proj.source}:{proj.source_id}")))
 
     # 4. people, totals, unbilled, invoices
     this_week = m.between(metrics_rows, week_start, week_end)
@@ -720,7 +729,7 @@ def _lines(seconds: Mapping[str, int], label: Mapping[str, str]) -> tuple[HoursL
 
 def _project_view(
     index: int, proj: Project, entries: list[m.Entry], currency: str | None,
-    client_cfg: "ClientConfig", today: dt.date, week_start: int,
+    client_cfg: "ClientConfig", today: dt.date, week_start: int, *, value_note: str | None = None,
 ) -> ProjectView:
     wk_first, wk_last = m.week_bounds(today, week_start)
     weeks = client_cfg.burn_window_weeks
@@ -800,6 +809,7 @@ def _project_view(
             unit=chart_kind, currency=currency if chart_kind == "money" else None, weekly=weekly,
             cumulative=tuple(cumulative), projection=projection, budget=_q(use.allocated) if use else None,
         ),
+        value_note=value_note,
     )
 
 
