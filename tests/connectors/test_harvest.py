@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -266,9 +267,10 @@ def test_time_entry_invoiced() -> None:
     assert (t2.invoice_source_id, t2.billable_amount, t2.seconds) == ("40100003", Decimal("385.00"), 9900)
 
 
-def test_time_entry_amount_rounds_half_up_to_cents() -> None:
+def test_time_entry_amount_is_kept_exact_not_rounded_to_cents() -> None:
+    # money is summed first and rounded once, for display (issue 10): 0.125 h x 100.10 = 12.5125
     t = RESOURCES["time_entries"].normalize(entry(hours=0.125, billable_rate=100.1), CTX)
-    assert t.billable_amount == Decimal("12.51")  # 12.5125
+    assert t.billable_amount == Decimal("12.5125")
     assert t.seconds == 450
 
 
@@ -385,7 +387,8 @@ def test_pages_follow_links_next_to_the_last_page(respx_mock, make) -> None:
     conn = make()
     pages = list(conn.pages("time_entries", None))
     assert [len(p.items) for p in pages] == [6, 3]
-    assert pages[0].resume == p1["links"]["next"] and pages[1].resume is None
+    # the resume token holds the next link verbatim (and the listing's count, to notice a shift)
+    assert json.loads(pages[0].resume)["next"] == p1["links"]["next"] and pages[1].resume is None
     assert str(second.calls.last.request.url) == p1["links"]["next"]
     assert "updated_since" not in first.calls.last.request.url.params
     assert conn.requests == 2
