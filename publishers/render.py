@@ -485,6 +485,12 @@ def build_report(view: PortalView) -> Report:
     for p in view.projects:
         if p.budget is not None:
             facts.append((p.name, _left_sentence(p.budget) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+            if p.budget.history:
+                b = p.budget
+                facts.append((f"{p.name}, previous months", "; ".join(
+                    f"{h.month.strftime('%b %Y')}: {fmt_budget(h.used, b)} of {fmt_budget(h.allocated, b)}"
+                    + (f" ({fmt_budget(h.over, b)} over)" if h.over > 0 else "")
+                    for h in reversed(b.history))))
     if view.budget_basis_note:
         facts.append(("Budgets", view.budget_basis_note))
     if view.unbilled.hours:
