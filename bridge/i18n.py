@@ -166,6 +166,10 @@ class Lang:
             return f"{d.day} {_babel_date(d, 'MMM', locale='en')}"
         return format_skeleton("MMMd", d, locale=self._loc)
 
+    def month(self, d: dt.date) -> str:
+        """A month and year: "Nov 2026", "Nov. 2026"."""
+        return format_skeleton("yMMM", d, locale=self._loc) if not self.is_english else _babel_date(d, "MMM y", locale="en")
+
     def weekday(self, d: dt.date) -> str:
         return _babel_date(d, "EEEE", locale=self._loc)
 

@@ -33,7 +33,7 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import AuditEvent, Quarantine, SyncRun
-from bridge.overrides import fallback_rate
+from bridge.overrides import fallback_rate, unmatched
 from bridge.valuation import value_entry
 from bridge.views import load_client_rows
 
@@ -142,6 +142,9 @@ def verify(
             continue
         result = ClientVerification(cc.key)
         rows = load_client_rows(store, cc)
+        for ref in unmatched(cc, rows.projects):
+            result.errors.append(f"budgets: {ref!r} names no project of this client in the store; check the id or name "
+                                 "in its [[clients.budgets]] entry (the override is not applied)")
         for source, ids in sorted(cc.sources.items()):
             try:
                 figures = list(fetch(source, [str(i) for i in ids], today))
@@ -213,16 +216,22 @@ def _store_value(
         running = [e for e in running if e.is_billable and not e.is_invoiced]
     if figure in HOUR_FIGURES:
         return Decimal(sum(int(e.seconds) for e in entries)) / 3600, None, Decimal(sum(int(e.seconds) for e in running)) / 3600
-    total = Decimal(0)
-    for e in entries:
+    def value(e: Any) -> tuple[Decimal | None, str | None]:
         proj = project or next((p for p in rows.projects if p.source == e.source and p.source_id == e.project_source_id), None)
         task = rows.tasks.get((e.source, e.task_source_id or ""))
         person = rows.people.get((e.source, e.person_source_id or ""))
         v = value_entry(e, proj, task, person, fallback_rate=fallback_rate(cc, proj))
-        if v.amount is None:
-            return None, v.missing, Decimal(0)
-        total += v.amount
-    return total, None, Decimal(0)
+        return v.amount, v.missing
+
+    total = Decimal(0)
+    for e in entries:
+        amount, missing = value(e)
+        if amount is None:
+            return None, missing, Decimal(0)
+        total += amount
+    # what the running timers are worth so far, at the same rates (the tracker may count it)
+    running_value = sum((a for a, _ in map(value, running) if a is not None), Decimal(0))
+    return total, None, running_value
 
 
 def _cause(f: TrackerFigure, ours: Decimal, tracker: Decimal, store: "Store", rows: Any) -> str:
