@@ -408,8 +408,10 @@ class S3Publisher:
 def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str) -> str | None:
     """Why a bucket policy would let anyone read portal objects or list tokens (None: it doesn't).
 
-    Conservative: an Allow to everyone ("*") with no Condition, or any NotPrincipal/NotAction/
-    NotResource Allow, counts as public if its resources cover the prefix or the bucket listing.
+    Conservative: an Allow to everyone ("*"), or any NotPrincipal/NotAction/NotResource
+    Allow, counts as public if its resources cover the prefix or the bucket listing, with
+    a Condition or without: a Referer is sent by anyone who types it, "0.0.0.0/0" is every
+    address, and no condition turns "everyone" into a named reader.
     """
     if not policy:
         return None
@@ -419,7 +421,7 @@ def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str
     probe_obj = f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}TOKEN/index.html"
     probe_bucket = f"arn:aws:s3:::{bucket}"
     for st in statements:
-        if st.get("Effect") != "Allow" or st.get("Condition"):
+        if st.get("Effect") != "Allow":
             continue
         if "NotPrincipal" in st:
             return "allows every principal except a few (NotPrincipal)"
@@ -427,11 +429,20 @@ def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str
             continue
         actions = _as_list(st.get("Action")) if "NotAction" not in st else ["*"]
         resources = _as_list(st.get("Resource")) if "NotResource" not in st else ["*"]
+        cond = st.get("Condition")
+        why = f" (its Condition on {', '.join(_condition_keys(cond))} does not make it private)" if cond else ""
         if _matches(actions, "s3:GetObject") and _matches(resources, probe_obj):
-            return f"lets anyone read objects under '{prefix or '/'}'"
+            return f"lets anyone read objects under '{prefix or '/'}'{why}; grant a named principal instead"
         if _matches(actions, "s3:ListBucket") and _matches(resources, probe_bucket):
-            return "lets anyone list the bucket, which reveals portal tokens"
+            return f"lets anyone list the bucket, which reveals portal tokens{why}"
     return None
+
+
+def _condition_keys(cond: Any) -> list[str]:
+    if not isinstance(cond, dict):
+        return ["?"]
+    keys = sorted({k for ops in cond.values() if isinstance(ops, dict) for k in ops})
+    return keys or sorted(cond)
 
 
 def _is_everyone(principal: Any) -> bool:

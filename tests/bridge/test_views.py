@@ -145,9 +145,10 @@ def test_project_budget_and_projection(agency: Store) -> None:
     b = web.budget
     assert web.budget_status == "visible" and b is not None
     assert (b.allocated, b.used, b.left) == (D("40.00"), D("5.00"), D("35.00"))
-    # 5 h in the last 4 weeks -> 1.25 h/week; 35 / 1.25 = 28 weeks = 196 days
+    # 5 h in the last 4 weeks -> 1.25 h/week; 35 / 1.25 = 28 weeks = 196 days: day 196 ends with
+    # nothing left, so day 195 is the last day with budget left
     assert b.burn_hours_per_week == D("1.25")
-    assert b.projected_run_out_date == TODAY + dt.timedelta(days=196)
+    assert b.projected_run_out_date == TODAY + dt.timedelta(days=195)
     assert b.runs_out_before_end is False and b.level == "ok"
     assert b.explanation
     assert b.last_period_used is None  # a total budget has no "last month"
