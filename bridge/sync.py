@@ -413,6 +413,7 @@ def _reconcile(
         since = cur.reconciled_at - overlap if cur is not None and cur.reconciled_at is not None and not full else None
         deleted = list(connector.deleted_ids(res.name, since))
         if deleted:
+            store.clear_quarantine(source, res.name, deleted)  # deleted records are never fixed
             n, clients = store.delete_ids(source, res.model, deleted)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}
@@ -431,6 +432,9 @@ def _reconcile(
                     source, len(missing), res.name, ", ".join(sorted(missing)[:3]),
                 )
                 store.rewind_cursor(source, res.name, marks.get(res.name))
+            if window is None:
+                # a complete listing: a quarantined record it lacks was deleted at the provider
+                store.prune_quarantine(source, res.name, present)
             n, clients = store.reconcile(source, res.model, present, window)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}
