@@ -35,7 +35,7 @@ TODAY = dt.date(2025, 3, 20)
 
 # Keys a connector itself puts on an item before the normalizer sees it (parent ids, a
 # project's budgets, the JSON:API "not included" marker): not part of any response.
-CONNECTOR_KEYS = frozenset({"_parent_id", "budgets", jsonapi.NOT_INCLUDED})
+CONNECTOR_KEYS = frozenset({"_parent_id", "budgets", "_budgets_hidden", jsonapi.NOT_INCLUDED})
 # Fields a normalizer reads on purpose although real responses may leave them out: the
 # reader falls back. Each is named with the reason; anything else absent is a request bug.
 OPTIONAL = {
