@@ -246,6 +246,13 @@ def test_person_budgeted_project_with_zero_budget_has_no_budget() -> None:
     assert (money.budget_kind, money.budget_money) == (None, None)
 
 
+def test_task_assignment_zero_budget_is_no_budget() -> None:
+    raw = {"id": 1, "project": {"id": 14501001}, "task": {"id": 8301001}, "billable": True, "is_active": True,
+           "budget": 0.0, "hourly_rate": None, "updated_at": "2025-03-01T10:00:00Z"}
+    assert RESOURCES["task_assignments"].normalize(raw, CTX).budget_seconds is None
+    assert RESOURCES["task_assignments"].normalize({**raw, "budget": 12.5}, CTX).budget_seconds == 45000
+
+
 def test_draft_invoice_with_a_payment_is_not_a_draft() -> None:
     # recorded: a draft can already have a payment
     part = RESOURCES["invoices"].normalize(invoice(40100004, state="draft", amount=1000.0, due_amount=400.0), CTX)
