@@ -389,6 +389,10 @@ def publish_all(
             log.error("publish: client %s failed: %s", client.key, outcome.error)
             if record:
                 audit(store, client.key, "publish", now=now, detail={"error": outcome.error})
+        elif outcome.withheld:
+            # `bridge run` publishes unattended: the log is where the agency hears of it
+            log.warning("publish: client %s: %d description(s) withheld; run `bridge review %s`",
+                        client.key, outcome.withheld, client.key)
         report.outcomes.append(outcome)
     return report
 
