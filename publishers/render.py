@@ -338,6 +338,8 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
         # each week's label, newest first ("weeks" in a row index this list)
         "weeks": [fmt_date(w) for w in starts],
         "page": PAGE_ROWS,
+        # how fmt_hours groups and marks decimals, so the script's totals read the same
+        "num": {"group": ",", "decimal": ".", "minus": "\u2212"},
     }
     if weekly:
         # [week offset, last day offset, person, project, task, hours, billable hours, week,
