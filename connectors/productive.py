@@ -84,6 +84,7 @@ BUDGETS_KEY = "budgets"
 HOUR_UNIT = 1  # service unit_id: 1 hour (2 piece, 3 day; UNCONFIRMED order)
 INTERNAL_PROJECT_TYPE = 1  # project_type_id 1 internal, 2 client (UNCONFIRMED)
 CENT = Decimal("0.01")
+EXACT = Decimal("0.0001")  # the store keeps money to 4 places
 
 
 # --- small pure helpers --------------------------------------------------------------
@@ -301,7 +302,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MO
     service = raw.get("service") if isinstance(raw.get("service"), Mapping) else {}
     deal = service.get("deal") if isinstance(service.get("deal"), Mapping) else {}
     rate = _hourly_price(service, scale) if billable_minutes else None
-    amount = (rate * billable_minutes / 60).quantize(CENT, rounding=ROUND_HALF_UP) if rate is not None else None
+    # kept to the store's 4 places, not cents: money is summed first and rounded once, for display
+    amount = (rate * billable_minutes / 60).quantize(EXACT, rounding=ROUND_HALF_UP) if rate is not None else None
     running = raw.get("timer_started_at") is not None and raw.get("timer_stopped_at") is None
     return n.validated(TimeEntry, {
         **_common(raw, ctx),

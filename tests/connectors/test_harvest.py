@@ -267,9 +267,10 @@ def test_time_entry_invoiced() -> None:
     assert (t2.invoice_source_id, t2.billable_amount, t2.seconds) == ("40100003", Decimal("385.00"), 9900)
 
 
-def test_time_entry_amount_rounds_half_up_to_cents() -> None:
+def test_time_entry_amount_is_kept_exact_not_rounded_to_cents() -> None:
+    # money is summed first and rounded once, for display (issue 10): 0.125 h x 100.10 = 12.5125
     t = RESOURCES["time_entries"].normalize(entry(hours=0.125, billable_rate=100.1), CTX)
-    assert t.billable_amount == Decimal("12.51")  # 12.5125
+    assert t.billable_amount == Decimal("12.5125")
     assert t.seconds == 450
 
 
