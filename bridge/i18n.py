@@ -170,6 +170,12 @@ class Lang:
         """A month and year: "Nov 2026", "Nov. 2026"."""
         return format_skeleton("yMMM", d, locale=self._loc) if not self.is_english else _babel_date(d, "MMM y", locale="en")
 
+    def long_date(self, d: dt.date) -> str:
+        """With the weekday, for mail: "Thursday 27 March 2025", "Donnerstag, 27. März 2025"."""
+        if self.is_english:
+            return f"{_babel_date(d, 'EEEE', locale='en')} {d:%d} {_babel_date(d, 'MMMM y', locale='en')}"
+        return _babel_date(d, "full", locale=self._loc)
+
     def weekday(self, d: dt.date) -> str:
         return _babel_date(d, "EEEE", locale=self._loc)
 
