@@ -477,6 +477,13 @@ def build_report(view: PortalView) -> Report:
     for p in view.projects:
         if p.budget is not None:
             facts.append((p.name, _left_sentence(p.budget, t) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+            if p.budget.history:
+                b = p.budget
+                facts.append((T("%(project)s, previous months", project=p.name), "; ".join(
+                    T("%(month)s: %(used)s of %(allocated)s", month=t.month(h.month),
+                      used=fmt_budget(h.used, b, t), allocated=fmt_budget(h.allocated, b, t))
+                    + (" " + T("(%(over)s over)", over=fmt_budget(h.over, b, t)) if h.over > 0 else "")
+                    for h in reversed(b.history))))
     if view.budget_basis_note:
         facts.append((T("Budgets"), view.budget_basis_note))
     if view.unbilled.hours:
