@@ -166,6 +166,8 @@ def sync_source(
             _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due", marks=marks)
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
+        # parts a connector read around (Productive budgets behind its projects)
+        report.not_permitted.update(getattr(connector, "not_permitted", None) or {})
         if report.not_permitted:
             report.error = " ".join(report.not_permitted.values())  # `bridge status` shows what was skipped
     except Stopped:
