@@ -11,9 +11,13 @@ when its consumption reaches it. Each crossing is remembered in `alert_crossings
 
 When one sync jumps over several thresholds, one alert names the highest and all of them
 are recorded. Alerts go to the agency (`agency.email`, the webhook) and, when the client
-has `alert_client = true`, to the client's contacts. Figures are the agency's (all time,
-not only what the portal publishes); the client's copy leaves out money unless that
-client's portal shows rates.
+has `alert_client = true`, to the client's contacts.
+
+Every figure in an alert is the portal's own (bridge/figures.py): the same budget use,
+left, burn, projection and status, counted on the client's `budget_basis`, with the same
+note on work not itemized. Agency and client copies therefore say the same thing, and no
+mail carries a figure the portal does not show. All crossings of one client found in one
+evaluation go out as one mail per recipient, however many sources the client combines.
 
 Delivery is injected: `mail(to, subject, text, html)` (publishers/mail.py over SMTP in
 the CLI) and `post(url, payload)` (a JSON POST retried with backoff, `post_webhook`).
@@ -35,11 +39,10 @@ import httpx
 from sqlmodel import select
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bridge import metrics as m
-from bridge.config import ClientConfig, Config
+from bridge.config import Config
 from bridge.errors import BridgeError, ConfigError
-from bridge.models import AlertCrossing, AuditEvent, Client, Person, PortalLink, Project, Task, TimeEntry, utcnow
-from bridge.overrides import apply_budget_overrides, fallback_rate
+from bridge.figures import LEVEL_NAMES, client_figures, q, unlisted_sentence
+from bridge.models import AlertCrossing, AuditEvent, PortalLink, utcnow
 from bridge.store import Store
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,9 @@ ALERTS_LOCK = "_alerts"
 
 @dataclass(frozen=True)
 class Alert:
-    """One crossing to announce. `threshold` is the highest newly crossed; `crossed` all of them."""
+    """One crossing to announce. `threshold` is the highest newly crossed; `crossed` all of them.
+
+    Every figure is the portal's, rounded as the portal rounds it."""
 
     client_key: str
     client_name: str
@@ -74,40 +79,50 @@ class Alert:
     portal_url: str | None
     agency_to: tuple[str, ...]
     client_to: tuple[str, ...]
-    money_for_client: bool = False
+    left: Decimal = Decimal(0)
+    level: str = "ok"
+    unlisted_note: str | None = None  # "Includes 26.2 h of internal work not itemized on the portal."
+    at_risk: bool = False
+    ends_on: dt.date | None = None
 
     # --- wording -------------------------------------------------------------------
     def subject(self) -> str:
         return f"Budget alert: {self.client_name} / {self.project_name} reached {self.threshold}%"
 
-    def text(self, *, for_client: bool = False) -> str:
-        # A client's copy carries money only when that client's portal shows rates.
-        show_money = self.kind == "hours" or not for_client or self.money_for_client
+    def lines(self) -> list[str]:
+        """The figures, in the portal's words (no link)."""
         period = f"this month's budget ({self.period})" if self.period != "total" else "the total budget"
-        lines = [f"{self.project_name} ({self.client_name}) has used {self.percent}% of {period}, crossing the {self.threshold}% threshold."]
-        if show_money:
-            lines.append(f"Used: {self._amount(self.used)} of {self._amount(self.allocated)}.")
-        rate = self._amount(self.burn_per_week) if show_money else f"{self.burn_hours_per_week} h"
-        lines.append(f"Burn rate: {rate} per week (average of the last {self.burn_weeks} weeks).")
-        if self.run_out_date is not None:
-            lines.append(f"Projected run-out date: {self.run_out_date.isoformat()}.")
-        elif self.percent >= 100:
-            lines.append("The budget is used up.")
+        out = [f"{self.project_name} ({self.client_name}) has used {self.percent}% of {period}, crossing the {self.threshold}% threshold."]
+        if self.left < 0:
+            out.append(f"Used: {self._amount(self.used)} of {self._amount(self.allocated)}; over budget by {self._amount(-self.left)}.")
         else:
-            lines.append("No run-out date is projected at the current rate" + (f" before the budget resets on {self.resets_on.isoformat()}." if self.resets_on else "."))
+            out.append(f"Used: {self._amount(self.used)} of {self._amount(self.allocated)}; {self._amount(self.left)} left.")
+        if self.unlisted_note:
+            out.append(self.unlisted_note)
+        out.append(f"Burn rate: {self._amount(self.burn_per_week)} per week (average of the last {self.burn_weeks} weeks).")
+        if self.run_out_date is not None:
+            tail = ""
+            if self.at_risk and self.resets_on is not None:
+                tail = f", before the budget resets on {self.resets_on.isoformat()}"
+            elif self.ends_on is not None and self.run_out_date < self.ends_on:
+                tail = f", before the project ends on {self.ends_on.isoformat()}"
+            out.append(f"At the current pace {self.run_out_date.isoformat()} is the last day with budget left{tail}.")
+        elif self.left <= 0:
+            out.append("The budget is used up.")
+        else:
+            out.append("No run-out is projected at the current pace" + (f" before the budget resets on {self.resets_on.isoformat()}." if self.resets_on else "."))
+        out.append(f"Status on the portal: {LEVEL_NAMES.get(self.level, self.level)}.")
+        return out
+
+    def text(self, *, for_client: bool = False) -> str:
+        # Agency and client read the same figures: the portal's (for_client is kept for callers).
+        lines = self.lines()
         if self.portal_url:
             lines.append(f"Portal: {self.portal_url}")
         return "\n".join(lines)
 
     def html(self, *, for_client: bool = False) -> str:
-        parts = []
-        for line in self.text(for_client=for_client).splitlines():
-            if line.startswith("Portal: ") and self.portal_url:
-                url = _html.escape(self.portal_url, quote=True)
-                parts.append(f'<p><a href="{url}">Open the portal</a></p>')
-            else:
-                parts.append(f"<p>{_html.escape(line)}</p>")
-        return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
+        return _html_mail(self.text(for_client=for_client), self.portal_url)
 
     def _amount(self, value: Decimal) -> str:
         if self.kind == "hours":
@@ -115,14 +130,38 @@ class Alert:
         return f"{value:,.2f} {self.currency or ''}".strip()
 
     def webhook_payload(self) -> dict[str, Any]:
-        """Slack-compatible (`text`) plus the figures for other receivers; agency figures."""
+        """Slack-compatible (`text`) plus the figures for other receivers."""
         return {
             "text": self.subject() + "\n" + self.text(),
             "client": self.client_key, "project": self.project_key, "threshold": self.threshold,
             "crossed": list(self.crossed), "period": self.period, "percent": str(self.percent),
             "run_out_date": self.run_out_date.isoformat() if self.run_out_date else None,
-            "portal_url": self.portal_url,
+            "level": self.level, "portal_url": self.portal_url,
         }
+
+
+def _html_mail(text: str, portal_url: str | None) -> str:
+    parts = []
+    for line in text.splitlines():
+        if line.startswith("Portal: ") and portal_url:
+            url = _html.escape(portal_url, quote=True)
+            parts.append(f'<p><a href="{url}">Open the portal</a></p>')
+        elif not line:
+            parts.append("<hr>")
+        else:
+            parts.append(f"<p>{_html.escape(line)}</p>")
+    return "<!doctype html><html><body>" + "".join(parts) + "</body></html>"
+
+
+def mail_for(alerts: Sequence[Alert]) -> tuple[str, str, str]:
+    """(subject, text, html) of the one mail that carries all of one client's new crossings."""
+    first = alerts[0]
+    if len(alerts) == 1:
+        return first.subject(), first.text(), first.html()
+    subject = f"Budget alert: {first.client_name}: {len(alerts)} budgets crossed a threshold"
+    blocks = ["\n".join(a.lines()) for a in alerts]
+    text = "\n\n".join(blocks) + (f"\n\nPortal: {first.portal_url}" if first.portal_url else "")
+    return subject, text, _html_mail(text, first.portal_url)
 
 
 @dataclass
@@ -139,19 +178,6 @@ class SendResult:
 # --- evaluating ----------------------------------------------------------------------------
 
 
-def _budget_label(p: Project, currency: str | None) -> str:
-    if p.budget_kind == "hours":
-        return f"{p.budget_seconds}s"
-    return f"{p.budget_money} {currency or ''}".strip()
-
-
-def _project_currency(p: Project, clients: dict[tuple[str, str], Client]) -> str | None:
-    if p.currency:
-        return p.currency
-    c = clients.get((p.source, p.client_source_id or ""))
-    return c.currency if c else None
-
-
 def _recipients(values: Iterable[str | None]) -> tuple[str, ...]:
     out: list[str] = []
     for v in values:
@@ -164,102 +190,46 @@ def evaluate_alerts(
     store: Store, config: Config, now: dt.datetime, *, clients: Iterable[str] | None = None
 ) -> list[Alert]:
     """The crossings not yet alerted, as of `now`. Reads the store, writes nothing."""
-    today = now.astimezone(config.agency.zone).date()
     wanted = set(clients) if clients is not None else None
     out: list[Alert] = []
     for cc in config.clients:
         if wanted is not None and cc.key not in wanted:
             continue
-        out.extend(_client_alerts(store, config, cc, today))
+        if not any(cc.sources.values()):
+            continue
+        out.extend(_client_alerts(store, config, cc, now))
     return out
 
 
-def _client_alerts(store: Store, config: Config, cc: ClientConfig, today: dt.date) -> list[Alert]:
-    pairs = [(src, str(cid)) for src, ids in cc.sources.items() for cid in ids]
-    if not pairs:
+def _client_alerts(store: Store, config: Config, cc: Any, now: dt.datetime) -> list[Alert]:
+    fig = client_figures(store, config, cc, now)
+    budgets = [pf for pf in fig.projects if pf.budget is not None]
+    if not budgets:
         return []
     with store.session() as s:
-        projects: list[Project] = []
-        clients: dict[tuple[str, str], Client] = {}
-        for src, ids in cc.sources.items():
-            sids = [str(i) for i in ids]
-            projects += list(s.exec(select(Project).where(
-                Project.source == src, Project.client_source_id.in_(sids), Project.is_deleted.is_(False),  # type: ignore[union-attr,attr-defined]
-            )))
-            for c in s.exec(select(Client).where(Client.source == src, Client.source_id.in_(sids))):  # type: ignore[attr-defined]
-                clients[(c.source, c.source_id)] = c
-        # the config's [[clients.budgets]] may give a project its budget or period: apply it to
-        # detached rows (never flushed back), then keep the projects that have a budget
-        for p in projects:
-            s.expunge(p)
-        apply_budget_overrides(projects, cc)
-        projects = [p for p in projects if p.budget_kind in ("hours", "money") and p.budget_visible]
-        if not projects:
-            return []
         link = s.get(PortalLink, cc.key)
         crossings = list(s.exec(select(AlertCrossing).where(AlertCrossing.client_key == cc.key)))
-        entries: dict[str, list[m.Entry]] = {}
-        by_source: dict[str, list[str]] = {}
-        for p in projects:
-            by_source.setdefault(p.source, []).append(p.source_id)
-        project_rows = {f"{p.source}:{p.source_id}": p for p in projects}
-        # FreshBooks values time by service or team-member rate: both lists are small
-        tasks = {(t.source, t.source_id): t for t in s.exec(select(Task).where(Task.source.in_(list(by_source))))}  # type: ignore[attr-defined]
-        people = {(x.source, x.source_id): x for x in s.exec(select(Person).where(Person.source.in_(list(by_source))))}  # type: ignore[attr-defined]
-        for src, pids in by_source.items():
-            for e in s.exec(select(TimeEntry).where(
-                TimeEntry.source == src, TimeEntry.project_source_id.in_(pids), TimeEntry.is_deleted.is_(False),  # type: ignore[union-attr,attr-defined]
-            )):
-                key = f"{e.source}:{e.project_source_id}"
-                proj = project_rows.get(key)
-                amount, rate = m.entry_value(  # valued as the portal values it
-                    e, proj, tasks.get((e.source, e.task_source_id or "")), people.get((e.source, e.person_source_id or "")),
-                    fallback_rate=fallback_rate(cc, proj),
-                )
-                entries.setdefault(key, []).append(m.Entry(
-                    spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable,
-                    is_running=e.is_running, is_invoiced=e.is_invoiced,
-                    billable_amount=amount, billable_rate=rate, currency=e.currency, project=key,
-                ))
     done = {(c.project_key, c.threshold, c.period, c.budget) for c in crossings}
     agency_to = _recipients([config.agency.email]) if config.alerts.email else ()
     client_to = _recipients(cc.contacts) if (cc.alert_client and config.alerts.email) else ()
     out = []
-    for p in sorted(projects, key=lambda p: (p.source, p.source_id)):
-        key = f"{p.source}:{p.source_id}"
-        currency = _project_currency(p, clients)
-        pe = [e if e.currency else _with_currency(e, currency) for e in entries.get(key, [])]
-        use = m.budget_use(pe, kind=p.budget_kind or "", period=p.budget_period, budget_seconds=p.budget_seconds,
-                           budget_money=p.budget_money, currency=currency, today=today)
-        if use is None or (use.kind == "money" and not currency):
-            continue
-        period = today.strftime("%Y-%m") if use.period == "monthly" else "total"
-        budget = _budget_label(p, currency)
-        fresh = [t for t in cc.thresholds if use.percent >= t and (key, t, period, budget) not in done]
+    for pf in sorted(budgets, key=lambda p: p.key):
+        b = pf.budget
+        assert b is not None
+        period = fig.today.strftime("%Y-%m") if b.period == "monthly" else "total"
+        fresh = [t for t in cc.thresholds if b.percent >= t and (pf.key, t, period, b.allocation_key) not in done]
         if not fresh:
             continue
-        b = m.burn(pe, today=today, weeks=cc.burn_window_weeks, kind=use.kind, currency=currency)
-        projected = m.run_out_date(use.left, b.per_week, today)
-        if projected is not None and use.resets_on is not None and projected >= use.resets_on:
-            projected = None
         out.append(Alert(
-            client_key=cc.key, client_name=cc.name, project_key=key, project_name=p.name,
-            threshold=max(fresh), crossed=tuple(sorted(fresh)), period=period, budget=budget,
-            kind=use.kind, currency=currency if use.kind == "money" else None,
-            allocated=_q(use.allocated), used=_q(use.used), percent=use.percent,
-            burn_per_week=b.per_week, burn_hours_per_week=b.hours_per_week, burn_weeks=b.weeks,
-            run_out_date=projected, resets_on=use.resets_on, portal_url=link.url if link else None,
-            agency_to=agency_to, client_to=client_to, money_for_client=cc.visibility.rates == "shown",
+            client_key=cc.key, client_name=cc.name, project_key=pf.key, project_name=pf.project.name,
+            threshold=max(fresh), crossed=tuple(sorted(fresh)), period=period, budget=b.allocation_key,
+            kind=b.kind, currency=b.currency, allocated=q(b.allocated), used=q(b.used), percent=b.percent,
+            burn_per_week=b.burn.per_week, burn_hours_per_week=b.burn.hours_per_week, burn_weeks=b.burn.weeks,
+            run_out_date=b.projected_run_out, resets_on=b.resets_on, portal_url=link.url if link else None,
+            agency_to=agency_to, client_to=client_to, left=q(b.left), level=b.level,
+            unlisted_note=unlisted_sentence(b, "on the portal"), at_risk=b.at_risk, ends_on=pf.project.ends_on,
         ))
     return out
-
-
-def _with_currency(e: m.Entry, currency: str | None) -> m.Entry:
-    return m.Entry(**{**e.__dict__, "currency": currency})
-
-
-def _q(v: Decimal) -> Decimal:
-    return v.quantize(Decimal("0.01"))
 
 
 # --- delivering ------------------------------------------------------------------------------
@@ -304,7 +274,8 @@ def webhook_url(config: Config) -> str | None:
 
 def channels_configured(config: Config) -> bool:
     """Whether any alert could reach anyone: an agency address, client contacts or a webhook."""
-    mail = config.alerts.email and (bool(config.agency.email) or any(c.alert_client and c.contacts for c in config.clients))
+    mail = config.alerts.email and config.smtp.configured and (
+        bool(config.agency.email) or any(c.alert_client and c.contacts for c in config.clients))
     return mail or bool(config.alerts.webhook_url_env)
 
 
@@ -317,26 +288,44 @@ def send_alerts(
     post: PostFn | None = post_webhook,
     now: dt.datetime | None = None,
 ) -> list[SendResult]:
-    """Deliver each alert on every configured channel; record the crossing once any got through.
+    """Deliver the alerts; record each crossing once any channel got it through.
 
-    An alert no channel delivered stays unrecorded, so the next evaluation tries again.
+    One client's alerts travel together: one mail to the agency and one to the client's
+    contacts, however many projects (and sources) crossed. The webhook gets one post per
+    crossing. An alert no channel delivered stays unrecorded, so the next evaluation
+    tries again.
     """
     url = webhook_url(config) if post is not None else None
-    results = []
+    results: list[SendResult] = []
+    groups: dict[str, list[Alert]] = {}
     for a in alerts:
-        r = SendResult(a)
-        if mail is not None and a.agency_to:
-            _try(r, "mail:agency", lambda: mail(list(a.agency_to), a.subject(), a.text(), a.html()))
-        if mail is not None and a.client_to:
-            _try(r, "mail:client", lambda: mail(list(a.client_to), a.subject(), a.text(for_client=True), a.html(for_client=True)))
-        if url and post is not None:
-            _try(r, "webhook", lambda: post(url, a.webhook_payload()))
-        if r.recorded:
-            _record(store, a, r, now or utcnow())
-        elif not r.errors:
-            r.errors.append("no channel configured: set agency.email with [smtp], or alerts.webhook_url_env")
-        results.append(r)
+        groups.setdefault(a.client_key, []).append(a)
+    for group in groups.values():
+        rs = [SendResult(a) for a in group]
+        subject, text, html = mail_for(group)
+        first = group[0]
+        if mail is not None and first.agency_to:
+            _try_all(rs, "mail:agency", lambda: mail(list(first.agency_to), subject, text, html))
+        if mail is not None and first.client_to:
+            _try_all(rs, "mail:client", lambda: mail(list(first.client_to), subject, text, html))
+        for r in rs:
+            if url and post is not None:
+                _try(r, "webhook", lambda: post(url, r.alert.webhook_payload()))
+            if r.recorded:
+                _record(store, r.alert, r, now or utcnow())
+            elif not r.errors:
+                r.errors.append("no channel configured: set agency.email with [smtp], or alerts.webhook_url_env")
+        results.extend(rs)
     return results
+
+
+def _try_all(results: list[SendResult], channel: str, fn: Callable[[], None]) -> None:
+    """One delivery shared by several alerts: each records its outcome."""
+    probe = SendResult(results[0].alert)
+    _try(probe, channel, fn)
+    for r in results:
+        r.delivered += probe.delivered
+        r.errors += probe.errors
 
 
 def _try(result: SendResult, channel: str, fn: Callable[[], None]) -> None:
@@ -377,4 +366,4 @@ def run_alerts(
         return send_alerts(store, config, evaluate_alerts(store, config, now, clients=clients), mail=mail, post=post, now=now)
 
 
-__all__ = ["Alert", "SendResult", "evaluate_alerts", "send_alerts", "run_alerts", "post_webhook", "webhook_url"]
+__all__ = ["Alert", "SendResult", "evaluate_alerts", "post_webhook", "run_alerts", "send_alerts", "webhook_url"]

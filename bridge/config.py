@@ -26,8 +26,87 @@ WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 DEFAULT_STORE_URL = "sqlite:///clearhours.db"
 
 
+# An environment variable's name, as `token_env` and every other `*_env` key must hold.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def looks_like_secret(value: str) -> bool:
+    """A `*_env` value that is a token rather than a variable name (pasted by mistake)."""
+    if not ENV_NAME.fullmatch(value):
+        return True
+    # Names are words joined by underscores; tokens are long runs of mixed letters and
+    # digits (FreshBooks refresh tokens are 64 hex characters, which a name pattern allows).
+    for part in value.split("_"):
+        digits = any(ch.isdigit() for ch in part)
+        mixed = any(ch.islower() for ch in part) and any(ch.isupper() for ch in part)
+        if digits and (len(part) >= 20 or (len(part) >= 12 and mixed) or (len(part) >= 16 and not part.isupper())):
+            return True
+    return False
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _env_names(cls, data: Any) -> Any:
+        # Every `*_env` key names a variable; a secret pasted there is refused without
+        # repeating it, since this message reaches terminals, logs and CI output.
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(key, str) and key.endswith("_env") and isinstance(value, str) and value and looks_like_secret(value):
+                    raise ValueError(
+                        f"{key} must name an environment variable (like HARVEST_TOKEN), but holds something that looks "
+                        f"like a secret ({len(value)} characters, not repeated here). Put the secret in an environment "
+                        f"variable and write that variable's name in {key}; if the secret was committed or shared, revoke it"
+                    )
+        return data
+
+
+LOOPBACK_HOSTS = ("localhost", "localhost.", "ip6-localhost")
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in LOOPBACK_HOSTS or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(value: str, key: str, *, allow_insecure_http: bool = False) -> str:
+    """An API or token URL: http(s) only, no credentials in it, plain http only to loopback."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value.strip())
+        host = parts.hostname or ""
+        _ = parts.port  # a non-numeric port raises here
+    except ValueError:
+        raise ValueError(f"{key} is not a valid URL; write it like https://api.harvestapp.com/v2") from None
+    if parts.username or parts.password or "@" in parts.netloc:
+        raise ValueError(
+            f"{key} carries a user name or password; remove them from the URL (credentials never go in the "
+            "config file: name the environment variable that holds them in the source's *_env keys)"
+        )
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise ValueError(f"{key} must be an http(s) URL with a host, like https://api.harvestapp.com/v2 (got scheme {parts.scheme or 'none'!r})")
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_link_local:
+            raise ValueError(f"{key} points at a link-local address ({host}), such as a cloud metadata service; use the provider's API host")
+    except ValueError as exc:
+        if "link-local" in str(exc):
+            raise
+    if parts.scheme.lower() == "http" and not _is_loopback(host) and not allow_insecure_http:
+        raise ValueError(
+            f"{key} uses plain http to {host}, which would send the API token unencrypted; use https, "
+            "or set allow_insecure_http = true on this source if the network between is trusted"
+        )
+    return value
 
 
 def parse_duration(value: str | int | float) -> timedelta:
@@ -43,6 +122,22 @@ def parse_duration(value: str | int | float) -> timedelta:
 
 class StoreConfig(_Model):
     url: str = Field(DEFAULT_STORE_URL, description="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://…")
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        try:
+            password = urlsplit(v).password
+        except ValueError:
+            password = None
+        if password:
+            raise ValueError(
+                "the store URL carries a password; remove it and give it to PostgreSQL the usual way "
+                "(the PGPASSWORD environment variable, ~/.pgpass or a service file), so it stays out of the config"
+            )
+        return v
 
 
 class AgencyConfig(_Model):
@@ -129,8 +224,21 @@ class SourceConfig(_Model):
         "or force seconds or hours for both.",
     )
     timeout_seconds: float = Field(30.0, gt=0)
+    max_retry_after_seconds: float = Field(
+        600.0, ge=0,
+        description="Wait what a provider's Retry-After asks up to this long; a longer wait stops the source until then.",
+    )
     requests_per_window: int | None = Field(None, description="Override the provider's documented rate limit (testing).")
     window_seconds: float | None = Field(None)
+    allow_insecure_http: bool = Field(False, description="Allow plain http to a host other than this machine (trusted networks only).")
+
+    @model_validator(mode="after")
+    def _urls(self) -> "SourceConfig":
+        for key in ("base_url", "token_url"):
+            value = getattr(self, key)
+            if value is not None:
+                check_url(value, key, allow_insecure_http=self.allow_insecure_http)
+        return self
 
     @field_validator("kind")
     @classmethod
@@ -240,6 +348,9 @@ class ClientConfig(_Model):
     visibility: VisibilityConfig = Field(default_factory=VisibilityConfig)
     thresholds: list[int] = Field(default_factory=lambda: [75, 90, 100])
     burn_window_weeks: int = Field(4, ge=1)
+    budget_basis: Literal["tracker", "published"] = Field(
+        "tracker", description="What budget use counts: 'tracker' = all time logged on the project, as the time "
+        "tracker counts it (hidden work counted, not itemized); 'published' = only the work the portal lists.")
     notes: str | None = Field(None, description="Explanatory notes shown on the portal.")
     glossary: dict[str, str] = Field(default_factory=dict, description="Activity code -> plain explanation.")
     link_expiry: str = Field("7d", description="Signed-link lifetime (S3 SigV4 allows at most 7d).")
@@ -322,12 +433,17 @@ class PublishConfig(_Model):
 
 
 class SmtpConfig(_Model):
-    host: str = "localhost"
+    # No host, no mail: nothing is sent (and nothing fails every cycle) until [smtp] is set up.
+    host: str | None = Field(None, description="SMTP server; mail is off while unset (`bridge mail --test` checks it).")
     port: int = 25
     security: Literal["none", "starttls", "tls"] = "none"
     user_env: str | None = None
     password_env: str | None = None
     sender: str = "clearhours <noreply@localhost>"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
 
 
 class AlertsConfig(_Model):
@@ -537,6 +653,16 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(
             f"{p}: no such config file; copy config/bridge.example.toml to start, or run `bridge demo`"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{p}: is a folder, not a config file; pass the TOML file itself, e.g. -c {p / 'bridge.toml'}") from None
+    except PermissionError:
+        raise ConfigError(f"{p}: cannot be read by this user (permission denied); fix its permissions or run as its owner") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: is not UTF-8 text (byte {exc.start} cannot be read); save it as UTF-8, which TOML requires"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read ({exc.strerror or type(exc).__name__}); check the path") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

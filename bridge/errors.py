@@ -49,6 +49,18 @@ class RetryableSourceError(SourceError):
         self.status = status
 
 
+class RateLimitedError(SourceError):
+    """The provider asked us to wait (Retry-After) longer than the configured maximum.
+
+    The source stops at once, with everything so far committed, and is not asked again
+    before `resume_at` (aware UTC); the next run after that resumes where this one stopped.
+    """
+
+    def __init__(self, message: str, *, source: str = "", resource: str = "", resume_at: object = None) -> None:
+        super().__init__(message, source=source, resource=resource)
+        self.resume_at = resume_at
+
+
 class FatalSourceError(SourceError):
     """Any other 4xx, an unexpected payload shape, or a pagination loop."""
 

@@ -25,7 +25,7 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bridge.errors import AuthError, FatalSourceError, ForbiddenError, RetryableSourceError
+from bridge.errors import AuthError, FatalSourceError, ForbiddenError, RateLimitedError, RetryableSourceError
 from bridge.redaction import sanitize_url, scrub
 
 log = logging.getLogger(__name__)
@@ -36,9 +36,15 @@ TRANSIENT = (RetryableSourceError, httpx.TimeoutException, httpx.NetworkError, h
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 6
-    max_wait_s: float = 120.0
+    max_wait_s: float = 120.0  # the longest exponential backoff between two attempts
     backoff_s: float = 1.0
     sleep: Callable[[float], None] = time.sleep  # tests: RetryPolicy(sleep=slept.append)
+    # Retry-After is honoured exactly up to this; beyond it the source stops (RateLimitedError)
+    max_retry_after_s: float = 600.0
+
+
+class UndecodableBody(RetryableSourceError):
+    """A 2xx body that is not JSON (truncated on the way, say): asked again once, not more."""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -159,14 +165,23 @@ class HttpClient:
 
         def before_sleep(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
+            wait = state.upcoming_sleep if state.upcoming_sleep is not None else 0.0
             log.warning(
-                "%s: retry %d after %s on %s",
-                self.source, state.attempt_number, _describe(exc), sanitize_url(path),
+                "%s: retry %d after %s on %s (waiting %.1f s)",
+                self.source, state.attempt_number, _describe(exc), sanitize_url(path), wait,
+                extra={"event": "http.retry", "source": self.source, "resource": resource or None,
+                       "attempt": state.attempt_number, "wait_seconds": wait, "requests": self.requests},
             )
+
+        def stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, UndecodableBody):
+                return state.attempt_number >= 2
+            return stop_after_attempt(self.retry.attempts)(state)
 
         retrying = Retrying(
             retry=retry_if_exception_type(TRANSIENT),
-            stop=stop_after_attempt(self.retry.attempts),
+            stop=stop,
             wait=self._wait,
             sleep=self.retry.sleep,
             reraise=True,
@@ -201,7 +216,7 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None)
         if after is not None:
-            return min(float(after), self.retry.max_wait_s)
+            return float(after)  # never above max_retry_after_s: longer waits stop in _decode
         backoff = wait_random_exponential(multiplier=self.retry.backoff_s, max=self.retry.max_wait_s)
         wait = backoff(state)
         if getattr(exc, "status", None) == 429 and self.limiter is not None and self.limiter.windows:
@@ -236,8 +251,10 @@ class HttpClient:
                 # orjson: half the decoding time of json on large pages (the bridge's hot path)
                 return orjson.loads(response.content)
             except orjson.JSONDecodeError:
-                raise FatalSourceError(
-                    f"{self.source}: {what} answered HTTP {status} with a body that is not JSON",
+                raise UndecodableBody(
+                    f"{self.source}: {what} answered HTTP {status} with a body that is not JSON "
+                    f"({len(response.content)} bytes; truncated or not an API answer), twice; check base_url, "
+                    "or try again later if the provider is having trouble",
                     source=self.source, resource=resource,
                 ) from None
         body = scrub(summarize_body(response), self.secrets())
@@ -248,10 +265,19 @@ class HttpClient:
                 source=self.source, resource=resource,
             )
         if status in RETRY_STATUSES:
+            after = parse_retry_after(response.headers.get("Retry-After"))
+            if after is not None and after > self.retry.max_retry_after_s:
+                resume_at = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=after)).replace(microsecond=0)
+                raise RateLimitedError(
+                    f"{self.source}: the provider answered HTTP {status} on {what} and asked us to wait "
+                    f"{_span(after)}, more than max_retry_after_seconds ({_span(self.retry.max_retry_after_s)}); "
+                    f"this source stops now and resumes from where it stopped at {resume_at:%Y-%m-%d %H:%M:%S} UTC",
+                    source=self.source, resource=resource, resume_at=resume_at,
+                )
             raise RetryableSourceError(
                 f"{self.source}: HTTP {status} on {what}",
                 source=self.source, resource=resource,
-                retry_after=parse_retry_after(response.headers.get("Retry-After")), status=status,
+                retry_after=after, status=status,
             )
         raise FatalSourceError(
             f"{self.source}: HTTP {status} on {url}: {body.strip()}",
@@ -284,6 +310,15 @@ def _server_date(response: httpx.Response) -> dt.datetime | None:
     except (TypeError, ValueError):
         return None
     return when.astimezone(dt.timezone.utc) if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _span(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -321,10 +356,20 @@ def client_for(
         base_url=base_url,
         headers=headers,
         limiter=limiter,
-        retry=retry or (RetryPolicy(sleep=sleep) if sleep else RetryPolicy()),
+        retry=_with_limit(retry or (RetryPolicy(sleep=sleep) if sleep else RetryPolicy()), source),
         timeout=source.timeout_seconds,
         on_unauthorized=on_unauthorized,
         secrets=secrets,
         transport=transport,
         auth_advice=auth_advice,
     )
+
+
+def _with_limit(policy: RetryPolicy, source: Any) -> RetryPolicy:
+    """The source's configured Retry-After maximum on the policy (tests pass their own policy)."""
+    limit = getattr(source, "max_retry_after_seconds", None)
+    if not isinstance(limit, (int, float)) or limit == policy.max_retry_after_s:
+        return policy
+    from dataclasses import replace
+
+    return replace(policy, max_retry_after_s=float(limit))

@@ -15,7 +15,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -183,18 +183,20 @@ def budget_use(
 ) -> BudgetUse | None:
     """Used vs allocated for one project's entries; None when the project has no budget.
 
-    Hours budgets count seconds (running timers included: the time is spent); money
-    budgets count finished billable amounts in the project's currency. A monthly budget
-    counts this calendar month only and resets on the first of the next month.
+    Hours budgets count the seconds of finished entries; money budgets count finished
+    billable amounts in the project's currency. A running timer counts nowhere until it
+    stops (its duration is still changing). A monthly budget counts this calendar month
+    only and resets on the first of the next month. `used` is exact (never rounded here).
     """
+    entries = [e for e in entries if not e.is_running]
     monthly = period == "monthly"
     start = reset = None
     if monthly:
         start, reset = month_bounds(today)
         entries = between(entries, start, reset - dt.timedelta(days=1))
     if kind == "hours" and budget_seconds:
-        allocated = hours(budget_seconds)
-        used = hours(total_seconds(entries))
+        allocated = Decimal(budget_seconds) / 3600
+        used = Decimal(total_seconds(entries)) / 3600
     elif kind == "money" and budget_money is not None and budget_money > 0:
         allocated = budget_money
         used = amounts_by_currency(entries, currency).get(currency or "", Decimal(0)) if currency else Decimal(0)
@@ -241,7 +243,8 @@ class Burn:
     seconds: int
     amount: Decimal | None  # money burned in the window (money budgets), else None
     hours_per_week: Decimal
-    per_week: Decimal  # in the budget's unit
+    per_week: Decimal  # in the budget's unit, rounded to 0.01 for display
+    exact_per_week: Decimal = Decimal(0)  # unrounded: what projections divide by
 
 
 def burn_window(today: dt.date, weeks: int) -> tuple[dt.date, dt.date]:
@@ -253,23 +256,33 @@ def burn(entries: Sequence[Entry], *, today: dt.date, weeks: int, kind: str = "h
     """Burn rate = amount used over the trailing N weeks / N, in the budget's unit."""
     weeks = max(1, weeks)
     first, last = burn_window(today, weeks)
-    window = between(entries, first, last)
+    window = [e for e in between(entries, first, last) if not e.is_running]
     secs = total_seconds(window)
-    hpw = (Decimal(secs) / 3600 / weeks).quantize(HUNDREDTH, ROUND_HALF_UP)
+    exact = Decimal(secs) / 3600 / weeks
+    hpw = exact.quantize(HUNDREDTH, ROUND_HALF_UP)
     amount = None
-    per_week = hpw
     if kind == "money":
         amount = amounts_by_currency(window, currency).get(currency or "", Decimal(0)) if currency else Decimal(0)
-        per_week = (amount / weeks).quantize(HUNDREDTH, ROUND_HALF_UP)
-    return Burn(weeks=weeks, first_day=first, seconds=secs, amount=amount, hours_per_week=hpw, per_week=per_week)
+        exact = amount / weeks
+    return Burn(weeks=weeks, first_day=first, seconds=secs, amount=amount, hours_per_week=hpw,
+                per_week=exact.quantize(HUNDREDTH, ROUND_HALF_UP), exact_per_week=exact)
 
 
 def run_out_date(left: Decimal, per_week: Decimal, today: dt.date) -> dt.date | None:
-    """today + left / burn (in days); None when nothing burns or nothing is left."""
+    """The last day that still ends with budget left, if work goes on at `per_week`.
+
+    Today's work is already in `left`. At r = per_week / 7 a day, the day k days from
+    today ends with left - k*r; the last k for which that is still above zero is
+    ceil(left / r) - 1. So 10 h left at 5 h a day: tomorrow ends with 5 h, the day after
+    with nothing, and the run-out date is tomorrow. None when nothing burns or nothing is
+    left. Pass the unrounded rate (Burn.exact_per_week): a rounded one shifts the date.
+    """
     if per_week <= 0 or left <= 0:
         return None
-    days = (left / per_week * 7).to_integral_value(ROUND_HALF_UP)
-    return today + dt.timedelta(days=int(days))
+    # ceil(left / r); the quotient is first cut to 12 places so that 2.999…9 from a rate
+    # such as 70/3 (28 significant digits) is 3, not 2.999…9 rounded up to 4
+    days = (left * 7 / per_week).quantize(Decimal("1e-12"), ROUND_HALF_UP).to_integral_value(ROUND_CEILING)
+    return today + dt.timedelta(days=int(days) - 1)
 
 
 def weekly_series(entries: Sequence[Entry], *, today: dt.date, weeks: int, week_start: int, value: Callable[[Sequence[Entry]], Decimal]) -> list[tuple[dt.date, Decimal]]:
@@ -280,29 +293,6 @@ def weekly_series(entries: Sequence[Entry], *, today: dt.date, weeks: int, week_
         start = current - dt.timedelta(days=7 * i)
         out.append((start, value(between(entries, start, start + dt.timedelta(days=6)))))
     return out
-
-
-def explain(use: BudgetUse, b: Burn, projected: dt.date | None, ends_on: dt.date | None, unit: str) -> str:
-    """One plain sentence (or three) saying how the figures were worked out."""
-    if use.kind == "hours":
-        used = f"Used is the hours logged {'this month' if use.period == 'monthly' else 'so far'}"
-    else:
-        used = f"Used is the billable amount in {unit} {'this month' if use.period == 'monthly' else 'so far'}"
-    parts = [used + (f"; the budget resets on {use.resets_on.isoformat()}." if use.resets_on else ".")]
-    parts.append(f"Burn rate is the {'hours' if use.kind == 'hours' else 'amount'} of the last {b.weeks} weeks divided by {b.weeks}.")
-    if use.left <= 0:
-        parts.append("The budget is used up, so there is no projection.")
-    elif b.per_week <= 0:
-        nothing = "Nothing was logged" if use.kind == "hours" else "No billable amount was recorded"
-        parts.append(f"{nothing} in the last {b.weeks} weeks, so there is no projection.")
-    elif projected is None:
-        parts.append("At this rate the budget lasts beyond the current month's reset.")
-    else:
-        tail = ""
-        if ends_on is not None:
-            tail = f", {'before' if projected < ends_on else 'after'} the project's end on {ends_on.isoformat()}"
-        parts.append(f"At that rate what is left runs out around {projected.isoformat()}{tail}.")
-    return " ".join(parts)
 
 
 def entry_value(entry: Any, project: Any, task: Any = None, person: Any = None, *, fallback_rate: Decimal | None = None) -> tuple[Decimal | None, Decimal | None]:

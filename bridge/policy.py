@@ -5,9 +5,11 @@ Decisions, so the figures a client sees always add up and reveal nothing by diff
 * Entries the policy withholds - internal work (a task named in `internal_tasks`, notes
   whose first line starts with an internal prefix, a tag in `internal_tags`), non-billable
   time when `non_billable = "hidden"`, unapproved time under `approved_only` - are left out
-  of *everything* client-visible: timesheet rows, hours, totals, budgets used, burn rates,
-  projections, unbilled time and the invoice preview. A portal's budget therefore counts
-  published work only and may be lower than the tracker's own budget report.
+  of every listing and of the totals of listed work: timesheet rows, hours, billable value,
+  unbilled time and the invoice preview. Budgets count them as the tracker does (a
+  client's `budget_basis = "tracker"`, the default) and say, in hours, how much of the
+  total is not itemized, so budget use equals the tracker's own figure (bridge/figures.py);
+  `budget_basis = "published"` leaves them out of budgets too.
 * descriptions: detailed = the notes without any line that starts with an internal
   prefix; summary = the task name; hidden = nothing.
 * team_names: full = "First Last"; first_name = "First"; role = the person's role or

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any, TextIO
+
+log = logging.getLogger("bridge.progress")
 
 
 class PlainProgress:
@@ -28,6 +31,35 @@ class PlainProgress:
 
     def done(self, source: str, resource: str) -> None:
         print(f"{source}: {resource}: {self._counts.get((source, resource), 0)} records", file=self.stream, flush=True)
+
+
+class LogProgress:
+    """`--log-format json`: progress as structured log events, not text lines."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str], int] = {}
+        self._pages: dict[tuple[str, str], int] = {}
+        self._started: dict[tuple[str, str], float] = {}
+
+    def start(self, source: str, resource: str) -> None:
+        key = (source, resource)
+        self._counts[key], self._pages[key], self._started[key] = 0, 0, time.monotonic()
+
+    def advance(self, source: str, resource: str, records: int) -> None:
+        key = (source, resource)
+        self._counts[key] = self._counts.get(key, 0) + records
+        self._pages[key] = self._pages.get(key, 0) + 1
+        log.debug("%s: %s: page %d, %d records", source, resource, self._pages[key], records, extra={
+            "event": "sync.page", "source": source, "resource": resource, "page": self._pages[key], "records": records,
+        })
+
+    def done(self, source: str, resource: str) -> None:
+        key = (source, resource)
+        seconds = time.monotonic() - self._started.get(key, time.monotonic())
+        log.info("%s: %s: %d records", source, resource, self._counts.get(key, 0), extra={
+            "event": "sync.resource", "source": source, "resource": resource, "records": self._counts.get(key, 0),
+            "page": self._pages.get(key, 0), "seconds": seconds,
+        })
 
 
 class RichProgress:
@@ -62,4 +94,8 @@ class RichProgress:
 
 def progress_for(stream: TextIO | None = None) -> Any:
     stream = stream or sys.stderr
+    from bridge.logs import JsonLinesStderr
+
+    if isinstance(stream, JsonLinesStderr):
+        return LogProgress()
     return RichProgress() if stream.isatty() else PlainProgress(stream)

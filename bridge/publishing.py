@@ -24,6 +24,7 @@ import datetime as dt
 import email.utils
 import json
 import logging
+import re
 import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from bridge import leakguard, views
 from bridge.audit import record as record_event
 from bridge.audit import token_fingerprint
 from bridge.config import ClientConfig, Config, parse_duration
-from bridge.errors import BridgeError, ConfigError, PublishError
+from bridge.errors import BridgeError, ConfigError, PublishError, StoreError
 from bridge.models import AuditEvent, PortalLink, utcnow
 from bridge.publisher import LinkFn, PublishResult, RenderedFile
 from bridge.redaction import ReviewLog
@@ -123,16 +124,35 @@ def new_token() -> str:
     return secrets.token_urlsafe(24)
 
 
+# What new_token() makes: anything else in the store was altered, and must never become
+# a path or an object key (a "../" would reach outside the client's folder).
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,64}")
+
+
+def valid_token(token: str | None) -> bool:
+    return bool(token) and TOKEN_SHAPE.fullmatch(token or "") is not None
+
+
 def get_link(store: Store, client_key: str) -> PortalLink | None:
     with store.session() as s:
         return s.get(PortalLink, client_key)
 
 
-def ensure_link(store: Store, client_key: str) -> PortalLink:
-    """The client's PortalLink row, created with a fresh token on first use."""
+def ensure_link(store: Store, client_key: str, *, checked: bool = True) -> PortalLink:
+    """The client's PortalLink row, created with a fresh token on first use.
+
+    A stored token the bridge cannot have made (edited in the database) is refused with
+    advice, unless `checked=False` (revoke, which replaces it).
+    """
     with store.session() as s:
         row = s.get(PortalLink, client_key)
         if row is not None:
+            if checked and not valid_token(row.token):
+                raise StoreError(
+                    f"client {client_key!r}: the portal token in the store is not one the bridge made "
+                    "(it was altered); nothing was published. Run `bridge revoke "
+                    f"{client_key}` to issue a new token and link"
+                )
             return row
         s.add(PortalLink(client_key=client_key, token=new_token()))
         try:
@@ -215,7 +235,7 @@ def publish_client(
     now = now or utcnow()
     build_view = build_view or default_view_builder(store, config, now)
     guard = guard or default_guard(store, config, now)
-    link_row = ensure_link(store, client.key)
+    link_row = ensure_link(store, client.key, checked=token is None)  # revoke brings its own
     token = token or link_row.token
     expires_in = expiry_seconds(client)
     fresh = token != link_row.token
@@ -383,12 +403,13 @@ def revoke(
     now = now or utcnow()
     client = config.client(client_key)
     target.check()
-    old = ensure_link(store, client.key)
+    old = ensure_link(store, client.key, checked=False)
     old_token, old_url = old.token, old.url
     token = new_token()
     outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
                              now=now, token=token, protect=protect)
-    removed = target.remove(old_token)
+    # an altered token is never used as a path or key prefix: nothing is deleted under it
+    removed = target.remove(old_token) if valid_token(old_token) else 0
     status = probe(old_url) if old_url else None
     audit(store, client.key, "link_revoked", now=now, detail={
         "old_token_fp": token_fingerprint(old_token), "token_fp": token_fingerprint(token),
@@ -424,6 +445,7 @@ def invite(
     send: Callable[[Any], None],
     dry_run: bool = False,
     now: dt.datetime | None = None,
+    allow_local: bool = False,
 ) -> tuple[Invitation, Any]:
     """Send a client contact their portal link. Only addresses in that client's `contacts`.
 
@@ -445,6 +467,11 @@ def invite(
         raise PublishError(
             f"client {client.key!r}: its link expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; "
             f"run `bridge links --refresh --client {client.key}` first"
+        )
+    if row.url.startswith("file://") and not allow_local and not dry_run:
+        raise ConfigError(
+            f"client {client.key!r}: its link is a file on this machine ({row.url.split('/')[0]}//…), which the "
+            "client cannot open; publish to S3 first, or pass --allow-local if they share this machine"
         )
     message = compose(config, client, row.url, row.expires_at, addr)
     if not dry_run:

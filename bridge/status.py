@@ -12,11 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from bridge.config import Config, parse_duration
+from bridge.figures import client_figures, q
 from bridge.heartbeat import SchedulerStatus, scheduler_status
 from bridge.models import PortalLink, Quarantine, SyncCursor, SyncRun
 from bridge.scheduler import next_runs
@@ -43,6 +45,20 @@ class SourceStatus:
 
 
 @dataclass(frozen=True)
+class BudgetStatus:
+    """One budget as the client's portal shows it (bridge/figures.py, rounded for display)."""
+
+    project: str
+    kind: str  # hours | money
+    unit: str  # "h" or the currency
+    used: Decimal
+    allocated: Decimal
+    percent: Decimal
+    level: str  # ok | warning | at_risk | critical | over
+    run_out: dt.date | None  # last day with budget left at the current pace
+
+
+@dataclass(frozen=True)
 class PortalStatus:
     key: str
     name: str
@@ -51,6 +67,7 @@ class PortalStatus:
     link_expires_at: dt.datetime | None
     link_expired: bool
     has_link: bool
+    budgets: tuple[BudgetStatus, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,10 +88,14 @@ class Status:
 
     def as_dict(self) -> dict[str, Any]:
         def enc(v: Any) -> Any:
-            if isinstance(v, dt.datetime):
+            if isinstance(v, (dt.datetime, dt.date)):
                 return v.isoformat()
+            if isinstance(v, Decimal):
+                return str(v)
             if isinstance(v, dict):
                 return {k: enc(x) for k, x in v.items()}
+            if isinstance(v, (list, tuple)):
+                return [enc(x) for x in v]
             return v
 
         return {
@@ -141,10 +162,34 @@ def collect_status(store: Store, config: Config, now: dt.datetime) -> Status:
             key=c.key, name=c.name, data_as_of=r.data_as_of if r is not None else None,
             published_at=r.published_at if r is not None else None, link_expires_at=exp,
             link_expired=exp is not None and exp <= now, has_link=r is not None and bool(r.url),
+            budgets=_budgets(store, config, c, now),
         ))
     return Status(generated_at=now, stale_after=stale_after, sources=tuple(sources), portals=tuple(portals),
                   verified=tuple(last_verification(store, [c.key for c in config.clients])),
                   scheduler=scheduler_status(store, now))
+
+
+def _budgets(store: Store, config: Config, client: Any, now: dt.datetime) -> tuple[BudgetStatus, ...]:
+    """The client's budgets from the one computation the portal and alerts use."""
+    if not any(client.sources.values()):
+        return ()
+    out = []
+    for pf in client_figures(store, config, client, now).projects:
+        b = pf.budget
+        if b is None:
+            continue
+        out.append(BudgetStatus(
+            project=pf.project.name, kind=b.kind, unit=b.unit, used=q(b.used), allocated=q(b.allocated),
+            percent=b.percent, level=b.level, run_out=b.projected_run_out,
+        ))
+    return tuple(out)
+
+
+def budget_line(b: BudgetStatus) -> str:
+    from bridge.figures import LEVEL_NAMES
+
+    tail = f", last day with budget left {b.run_out.isoformat()}" if b.run_out else ""
+    return f"{b.project} {b.percent}% ({b.used} of {b.allocated} {b.unit}) {LEVEL_NAMES.get(b.level, b.level)}{tail}"
 
 
 # --- output ----------------------------------------------------------------------------------
@@ -200,6 +245,9 @@ def status_lines(status: Status) -> list[str]:
         link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
             f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
         out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+        watch = [b for b in p.budgets if b.level != "ok"]
+        if watch:
+            out.append("    budgets: " + "; ".join(budget_line(b) for b in watch))
     out += verified_lines(status)
     if not status.healthy:
         stale = ", ".join(s.name for s in status.sources if s.stale)
@@ -256,12 +304,14 @@ def print_rich(status: Status, console: Any) -> None:
         )
     console.print(t)
     p = Table(title="Portals", title_justify="left")
-    for col in ("client", "data as of", "published", "link"):
-        p.add_column(col)
+    for col in ("client", "data as of", "published", "link", "budgets to watch"):
+        p.add_column(col, overflow="fold")
     for x in status.portals:
         link = "-" if x.link_expires_at is None else (
             f"[red]expired {_ago(x.link_expires_at, now)}[/red]" if x.link_expired else f"expires {_ago(x.link_expires_at, now)}")
-        p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link)
+        watch = "; ".join(budget_line(b) for b in x.budgets if b.level != "ok")
+        p.add_row(x.key, _ago(x.data_as_of, now) if x.data_as_of else "-", _ago(x.published_at, now) if x.published_at else "never", link,
+                  watch or "-")
     console.print(p)
     if status.scheduler is not None:
         console.print("Scheduler:")
@@ -277,4 +327,4 @@ def status_json(status: Status) -> str:
     return json.dumps(status.as_dict(), indent=2)
 
 
-__all__ = ["Status", "SourceStatus", "PortalStatus", "collect_status", "status_lines", "status_json", "print_rich"]
+__all__ = ["PortalStatus", "SourceStatus", "Status", "collect_status", "print_rich", "status_json", "status_lines"]

@@ -434,6 +434,41 @@ class Store:
                 conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
         return len(gone), {r[1] for r in gone if len(r) > 1 and r[1]}
 
+    def absent_ids(self, source: str, model: type[Synced], present: set[str], window_start: dt.date | None = None) -> set[str]:
+        """Ids the provider lists (within the window) that the store lacks or holds as deleted."""
+        t: sa.Table = model.__table__  # type: ignore[attr-defined]
+        cond = [t.c.source == source, t.c.is_deleted.is_(False)]
+        if window_start is not None and "spent_date" in t.c:
+            cond.append(t.c.spent_date >= window_start)
+        with self.engine.connect() as conn:
+            live = {r[0] for r in conn.execute(sa.select(t.c.source_id).where(*cond))}
+        missing = present - live
+        if missing and window_start is not None and "spent_date" in t.c:
+            # the provider's window may reach a day further (zones); a row we hold just
+            # outside ours is not missing
+            with self.engine.connect() as conn:
+                for chunk in _chunks(sorted(missing), 900):
+                    missing -= {r[0] for r in conn.execute(sa.select(t.c.source_id).where(
+                        t.c.source == source, t.c.is_deleted.is_(False), t.c.source_id.in_(chunk)))}
+        return missing
+
+    # A source the provider asked to wait (Retry-After beyond the configured maximum) keeps
+    # the moment it may be asked again in a cursor row of its own.
+    PAUSE = "(retry-after)"
+
+    def pause_source(self, source: str, until: dt.datetime | None) -> None:
+        with self.engine.begin() as conn:
+            self._put_cursor(conn, source, self.PAUSE, now=utcnow(), value=until)
+
+    def paused_until(self, source: str) -> dt.datetime | None:
+        cur = self.cursor(source, self.PAUSE)
+        return cur.value if cur is not None else None
+
+    def rewind_cursor(self, source: str, resource: str, value: dt.datetime | None) -> None:
+        """Put a resource's high-water mark back (None: list everything next time)."""
+        with self.engine.begin() as conn:
+            self._put_cursor(conn, source, resource, now=utcnow(), value=value)
+
     def delete_ids(self, source: str, model: type[Synced], ids: Iterable[str]) -> tuple[int, set[str]]:
         """Soft-delete rows the provider reported deleted (Productive's activity feed)."""
         t: sa.Table = model.__table__  # type: ignore[attr-defined]

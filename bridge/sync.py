@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from bridge.config import Config, SourceConfig, parse_duration
 from bridge.connector import Connector, Context, Page, Resource
-from bridge.errors import BridgeError, FatalSourceError, LockedError, NotPermitted, RecordError, SourceError
+from bridge.errors import BridgeError, FatalSourceError, LockedError, NotPermitted, RateLimitedError, RecordError, SourceError
 from bridge.models import Synced, utcnow
 from bridge.store import Rejected, Store
 
@@ -133,12 +133,23 @@ def sync_source(
     """
     name = source_cfg.name
     report = SourceReport(source=name)
+    until = store.paused_until(name)
+    if until is not None and until > now():
+        report.status = "skipped"
+        report.error = (
+            f"{name}: the provider asked us to wait until {until:%Y-%m-%d %H:%M:%S} UTC (Retry-After); "
+            "nothing is asked before then, and the next run after it resumes where the last one stopped"
+        )
+        return report
     started = time.monotonic()
     run_id = store.start_run(name)
     overlap = dt.timedelta(seconds=source_cfg.overlap_seconds)
     try:
         if full:
             store.reset_cursors(name)
+        # Each resource's high-water mark before this run: where the next run asks again
+        # if the deletion check finds records the listing should have held and did not.
+        marks = {r: (c.value if (c := store.cursor(name, r)) is not None else None) for r in connector.resources}
         for res in connector.resources.values():
             try:
                 if res.parent:
@@ -152,7 +163,7 @@ def sync_source(
                 log.warning("%s", exc)
         if reconcile:
             before = connector.requests
-            _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due")
+            _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due", marks=marks)
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
         if report.not_permitted:
@@ -163,7 +174,9 @@ def sync_source(
     except SourceError as exc:
         report.status = "failed"
         report.error = str(exc)
-        log.error("%s", exc)
+        log.error("%s", exc, extra={"event": "sync.failed", "source": name, "resource": exc.resource or None})
+        if isinstance(exc, RateLimitedError):
+            store.pause_source(name, exc.resume_at)  # type: ignore[arg-type]
     except BridgeError as exc:
         report.status = "failed"
         report.error = f"{name}: {exc}"
@@ -179,6 +192,12 @@ def sync_source(
             report.status = "interrupted"
         report.requests = connector.requests
         report.seconds = time.monotonic() - started
+        log.info(
+            "%s: %s - %d new, %d updated, %d deleted, %d quarantined, %d requests, %.1f s", name, report.status,
+            report.new, report.updated, report.deleted, report.quarantined, report.requests, report.seconds,
+            extra={"event": "sync.source", "source": name, "status": report.status, "requests": report.requests,
+                   "seconds": report.seconds, "records": report.new + report.updated + report.unchanged},
+        )
         store.finish_run(
             run_id, status=report.status, new=report.new, updated=report.updated, deleted=report.deleted,
             quarantined=report.quarantined, requests=report.requests, error=report.error,
@@ -278,7 +297,8 @@ def _pull(
         )
         _tally(report, write, source)
         for rej in rejected:
-            log.warning("%s: quarantined %s %s: %s", source, res.name, rej.source_id, rej.reason)
+            log.warning("%s: quarantined %s %s: %s", source, res.name, rej.source_id, rej.reason,
+                        extra={"event": "sync.quarantined", "source": source, "resource": res.name})
         count += len(page.items) or 0
         if progress:
             progress.advance(source, res.name, len(page.items))
@@ -375,6 +395,7 @@ def _sync_child(
 def _reconcile(
     connector: Connector, store: Store, source_cfg: SourceConfig, ctx: Context, report: SourceReport,
     full: bool, now: Callable[[], dt.datetime], only_due: bool = False,
+    marks: Mapping[str, dt.datetime | None] | None = None,
 ) -> None:
     source = connector.name
     every = parse_duration(source_cfg.reconcile_every)
@@ -400,6 +421,16 @@ def _reconcile(
             if res.reconcile == "window" and not full:
                 window = today - dt.timedelta(days=source_cfg.reconcile_days)
             present = set(connector.ids(res.name, window))
+            missing = store.absent_ids(source, res.model, present, window)
+            if missing and marks is not None and res.incremental:
+                # The provider holds records its listing never gave us: it moved under us
+                # in a way no count showed (a record moved back past our position, say).
+                # Keep the old high-water mark, so the next run asks for them again.
+                log.warning(
+                    "%s: %d %s the provider lists were not in its listing (e.g. %s); the next run asks again from the previous point",
+                    source, len(missing), res.name, ", ".join(sorted(missing)[:3]),
+                )
+                store.rewind_cursor(source, res.name, marks.get(res.name))
             n, clients = store.reconcile(source, res.model, present, window)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}

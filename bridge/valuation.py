@@ -44,30 +44,31 @@ def _rate(obj: Any, attr: str) -> Decimal | None:
 
 
 def tracker_rate(project: Any, task: Any = None, person: Any = None) -> tuple[Decimal | None, str | None]:
-    """(rate, why not) for an entry with no rate of its own, by the project's billing method."""
+    """(rate, why not) for an entry with no rate of its own, by the project's billing method.
+
+    The reason is written for the portal as much as for the agency: it names the project
+    (already on the page) but no person, service or amount, and says what the agency can set.
+    """
     method = getattr(project, "billing_method", None) if project is not None else None
     name = getattr(project, "name", None) or "this project"
+    set_it = "the agency can set hourly_rate for the project in the bridge's [[clients.budgets]]"
     if method == "service_rate":
         rate = _rate(task, "default_hourly_rate")
         if rate is None:
-            task_name = getattr(task, "name", None)
-            what = f"the service '{task_name}'" if task_name else "an entry's service"
-            return None, (f"'{name}' is billed by service rate, and {what} has no rate in the tracker; "
-                          "set the service's rate there, or hourly_rate for the project in [[clients.budgets]]")
+            return None, (f"'{name}' is billed by service rate, and a service its time was logged on has no rate "
+                          f"in the tracker; the agency can set that rate in the tracker, or {set_it.removeprefix('the agency can set ')}")
         return rate, None
     if method == "team_member_rate":
         rate = _rate(person, "default_hourly_rate")
         if rate is None:
-            return None, (f"'{name}' is billed by team member rate, and the tracker gives no rate for a person "
-                          "who logged time on it; set their rate there, or hourly_rate for the project in [[clients.budgets]]")
+            return None, (f"'{name}' is billed by team member rate, and the tracker gives no rate for someone who "
+                          f"logged time on it; {set_it}")
         return rate, None
     if method == "business_rate":
-        return None, (f"'{name}' is billed at the business rate, which the FreshBooks API does not expose; "
-                      "set hourly_rate for the project in [[clients.budgets]]")
+        return None, f"'{name}' is billed at the business rate, which the FreshBooks API does not give; {set_it}"
     rate = _rate(project, "hourly_rate")
     if rate is None:
-        return None, (f"'{name}' has no hourly rate in the tracker; "
-                      "set one there, or hourly_rate for the project in [[clients.budgets]]")
+        return None, f"'{name}' has no hourly rate in the tracker; {set_it}"
     return rate, None
 
 

@@ -33,7 +33,7 @@ from sqlmodel import select
 
 from bridge import metrics as m
 from bridge.models import AuditEvent, Quarantine, SyncRun
-from bridge.overrides import fallback_rate
+from bridge.overrides import fallback_rate, unmatched
 from bridge.valuation import value_entry
 from bridge.views import load_client_rows
 
@@ -63,7 +63,7 @@ class TrackerFigure:
     figure: str  # one of FIGURES
     value: Decimal
     unit: str  # "h" or an ISO currency
-    client_id: str | None = None  # the provider's client id (invoice totals)
+    client_id: str | None = None  # the provider's client id the figure belongs to
     project_id: str | None = None
     project_name: str | None = None
     first: dt.date | None = None  # the spent-date window the tracker summed, inclusive
@@ -136,21 +136,34 @@ def verify(
         for key in wanted:
             config.client(key)  # ConfigError naming the configured clients
     today = m.local_date(now, config.agency.zone)
+    chosen = [cc for cc in config.clients if wanted is None or cc.key in wanted]
+    # one round of reports per source for every client (Harvest allows 100 report requests
+    # per 15 minutes); each figure names the provider client it belongs to
+    reports: dict[str, list[TrackerFigure] | str] = {}
+    for source in sorted({s for cc in chosen for s in cc.sources}):
+        ids = sorted({str(i) for cc in chosen for i in cc.sources.get(source, [])})
+        try:
+            reports[source] = list(fetch(source, ids, today))
+        except ConfigError:
+            raise
+        except BridgeError as exc:
+            reports[source] = f"{source}: cannot read the tracker's reports: {exc}"
     out = []
-    for cc in config.clients:
-        if wanted is not None and cc.key not in wanted:
-            continue
+    for cc in chosen:
         result = ClientVerification(cc.key)
         rows = load_client_rows(store, cc)
+        for ref in unmatched(cc, rows.projects):
+            result.errors.append(f"budgets: {ref!r} names no project of this client in the store; check the id or name "
+                                 "in its [[clients.budgets]] entry (the override is not applied)")
         for source, ids in sorted(cc.sources.items()):
-            try:
-                figures = list(fetch(source, [str(i) for i in ids], today))
-            except ConfigError:
-                raise
-            except BridgeError as exc:
-                result.errors.append(f"{source}: cannot read the tracker's reports: {exc}")
+            got = reports[source]
+            if isinstance(got, str):
+                result.errors.append(got)
                 continue
-            for f in figures:
+            mine = {str(i) for i in ids}
+            for f in got:
+                if f.client_id is not None and f.client_id not in mine:
+                    continue
                 result.checked += 1
                 diff = compare(f, rows, cc, store, today)
                 if diff is not None:
@@ -213,16 +226,22 @@ def _store_value(
         running = [e for e in running if e.is_billable and not e.is_invoiced]
     if figure in HOUR_FIGURES:
         return Decimal(sum(int(e.seconds) for e in entries)) / 3600, None, Decimal(sum(int(e.seconds) for e in running)) / 3600
-    total = Decimal(0)
-    for e in entries:
+    def value(e: Any) -> tuple[Decimal | None, str | None]:
         proj = project or next((p for p in rows.projects if p.source == e.source and p.source_id == e.project_source_id), None)
         task = rows.tasks.get((e.source, e.task_source_id or ""))
         person = rows.people.get((e.source, e.person_source_id or ""))
         v = value_entry(e, proj, task, person, fallback_rate=fallback_rate(cc, proj))
-        if v.amount is None:
-            return None, v.missing, Decimal(0)
-        total += v.amount
-    return total, None, Decimal(0)
+        return v.amount, v.missing
+
+    total = Decimal(0)
+    for e in entries:
+        amount, missing = value(e)
+        if amount is None:
+            return None, missing, Decimal(0)
+        total += amount
+    # what the running timers are worth so far, at the same rates (the tracker may count it)
+    running_value = sum((a for a, _ in map(value, running) if a is not None), Decimal(0))
+    return total, None, running_value
 
 
 def _cause(f: TrackerFigure, ours: Decimal, tracker: Decimal, store: "Store", rows: Any) -> str:

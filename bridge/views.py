@@ -4,12 +4,15 @@ Redaction happens once, here (DESIGN.md invariant 1): `build_portal_view` reads 
 for one client's (source, client id) pairs only (invariant 2), applies that client's
 visibility policy (bridge/policy.py) and keeps only what the client may see. A field the
 policy hides is *absent* from these dataclasses (None or an empty tuple), never a value a
-template is trusted to skip. Money is Decimal beside an ISO currency and is never summed
-across currencies; hours are Decimal hours (seconds / 3600, rounded to 0.01).
+template is trusted to skip. Every figure comes from bridge/figures.py (invariant 7);
+this module only rounds it for display and names what the policy lets the client read.
+Money is Decimal beside an ISO currency and is never summed across currencies; hours
+are Decimal hours (seconds / 3600, rounded to 0.01).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -18,14 +21,36 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 
-import sqlalchemy as sa
 from sqlmodel import select
 
 from bridge import metrics as m
-from bridge.models import Client, Invoice, Person, PortalLink, Project, SyncRun, Task, TimeEntry
-from bridge.overrides import apply_budget_overrides, fallback_rate
-from bridge.policy import TEAM_MEMBER, PersonFacts, Policy, anonymous_label, display_names
-from bridge.redaction import ContactPolicy, EntryRef, Finding, NoteRedactor, PersonName, ReviewLog, note_redactor
+from bridge.figures import (
+    ClientFigures,
+    ClientRows,
+    Line,
+    ProjectFigures,
+    basis_sentence,
+    unlisted_sentence,
+)
+from bridge.figures import compute as compute_figures
+from bridge.figures import load_client_rows as load_figure_rows
+from bridge.models import Client, Person, PortalLink, Project, TimeEntry
+from bridge.policy import (
+    TEAM_MEMBER,
+    PersonFacts,
+    Policy,
+    anonymous_label,
+    display_names,
+)
+from bridge.redaction import (
+    ContactPolicy,
+    EntryRef,
+    Finding,
+    NoteRedactor,
+    PersonName,
+    ReviewLog,
+    note_redactor,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -34,7 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
 BudgetKind = Literal["hours", "money"]
 BudgetPeriod = Literal["total", "monthly"]
 BudgetStatus = Literal["none", "visible", "not_visible"]
-WarningLevel = Literal["ok", "warning", "critical", "over"]
+WarningLevel = Literal["ok", "warning", "at_risk", "critical", "over"]
+BudgetBasis = Literal["tracker", "published"]
 InvoiceStatus = Literal["open", "partial", "paid", "overdue"]
 ViewMode = Literal["realtime", "weekly"]
 DescriptionMode = Literal["detailed", "summary", "hidden"]
@@ -126,10 +152,25 @@ class BudgetView:
     projected_run_out_date: dt.date | None  # None: zero burn, already used up, or not computable
     runs_out_before_end: bool | None  # None when no end date or no projection
     explanation: str  # plain sentence: how used/burn/projection were worked out
+    basis: BudgetBasis = "tracker"  # what `used` counts: all time on the project, or only the listed work
+    at_risk: bool = False  # the projection runs out before the period resets or the project ends
+    unlisted_hours: Decimal = Decimal(0)  # of `used`, the hours not itemized on the page (internal work…)
+    unlisted_note: str | None = None  # "Includes 15.5 h of internal work not itemized below."
+    history: tuple[BudgetMonth, ...] = ()  # monthly budgets: previous months, oldest first
     # monthly budgets: last calendar month's use and allocation (a retainer that overran);
     # None for total budgets or when last month had no budget
     last_period_used: Decimal | None = None
     last_period_allocated: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class BudgetMonth:
+    """A previous month of a monthly budget: its use and any overrun."""
+
+    month: dt.date  # first day of the month
+    allocated: Decimal
+    used: Decimal
+    over: Decimal  # beyond the allocation; 0 when within it
 
 
 @dataclass(frozen=True)
@@ -147,6 +188,10 @@ class ProjectView:
     hours_by_task: tuple[HoursLine, ...]
     hours_by_phase: tuple[HoursLine, ...]
     burn_chart: BurnChart
+    timers_running: int = 0  # timers in progress: counted nowhere until they stop
+    # why some billable time here has no value (bridge/valuation.py): the tracker gives no rate
+    # for it, and what the agency can set; None when all of it is valued
+    value_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +203,7 @@ class TimesheetRow:
     description: str | None  # per the descriptions policy; None when hidden or empty
     hours: Decimal
     is_billable: bool
-    is_running: bool
+    is_running: bool  # always False: a running timer is not a row until it stops
     rate: Money | None  # only when rates are shown
     amount: Money | None  # only when rates are shown
 
@@ -201,6 +246,7 @@ class InvoicePreview:
     hours: Decimal
     amount: Decimal
     lines: tuple[InvoicePreviewLine, ...]  # empty when rates are hidden (totals only)
+    unvalued_hours: Decimal = Decimal(0)  # of `hours`, billable time the tracker gives no value
 
 
 @dataclass(frozen=True)
@@ -274,6 +320,9 @@ class PortalView:
     change_note: ChangeNote | None  # None on the first publish
     snapshot: Snapshot
     locale: str = "en"  # the client's language and formats (bridge/i18n.py)
+    budget_basis: BudgetBasis = "tracker"
+    budget_basis_note: str | None = None  # how budgets count, stated on the page when any is shown
+    timers_running: int = 0  # timers in progress on listed work
 
     @property
     def data_as_of(self) -> dt.datetime | None:
@@ -358,72 +407,16 @@ class NoteFacts:
     people: list[Person] = field(default_factory=list)  # everyone a note may name
 
 
-@dataclass(frozen=True)
-class _Rows:
-    """One client's live rows, read once and scoped by its (source, client id) pairs."""
-
-    clients: list[Client]
-    projects: list[Project]
-    entries: list[TimeEntry]
-    people: dict[tuple[str, str], Person]
-    tasks: dict[tuple[str, str], Task]
-    invoices: list[Invoice]
-    as_of: dt.datetime | None
-    names: NoteFacts = field(default_factory=NoteFacts)
+# The rows of one client live with the figures computed from them (bridge/figures.py);
+# the view adds what description redaction needs (`names`).
+_Rows = ClientRows
 
 
-def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> _Rows:
-    """Every row the portal of `client_cfg` may draw on, and nothing of any other client.
-
-    Entries are matched on their own client id or, when a provider leaves that empty, on a
-    project that belongs to this client in the same source; both keep the scope per client.
-    """
-    clients: list[Client] = []
-    projects: list[Project] = []
-    entries: list[TimeEntry] = []
-    invoices: list[Invoice] = []
-    people: dict[tuple[str, str], Person] = {}
-    tasks: dict[tuple[str, str], Task] = {}
-    finished: list[dt.datetime | None] = []
-    with store.session() as s:
-        for source, ids in sorted(client_cfg.sources.items()):
-            ids = [str(i) for i in ids]
-            if not ids:
-                continue
-            clients += s.exec(select(Client).where(Client.source == source, Client.source_id.in_(ids), Client.is_deleted == False)).all()  # noqa: E712
-            projs = list(s.exec(
-                select(Project).where(Project.source == source, Project.client_source_id.in_(ids), Project.is_deleted == False)  # noqa: E712
-            ))
-            projects += projs
-            pids = [p.source_id for p in projs]
-            cond = TimeEntry.client_source_id.in_(ids)
-            if pids:
-                cond = sa.or_(cond, sa.and_(TimeEntry.client_source_id.is_(None), TimeEntry.project_source_id.in_(pids)))
-            src_entries = list(s.exec(select(TimeEntry).where(TimeEntry.source == source, TimeEntry.is_deleted == False, cond)))  # noqa: E712
-            entries += src_entries
-            person_ids = sorted({e.person_source_id for e in src_entries if e.person_source_id})
-            task_ids = sorted({e.task_source_id for e in src_entries if e.task_source_id})
-            # inactive or since-deleted people still name their historical entries
-            for chunk in _chunks(person_ids):
-                for p in s.exec(select(Person).where(Person.source == source, Person.source_id.in_(chunk))):
-                    people[(source, p.source_id)] = p
-            for chunk in _chunks(task_ids):
-                for t in s.exec(select(Task).where(Task.source == source, Task.source_id.in_(chunk))):
-                    tasks[(source, t.source_id)] = t
-            invoices += s.exec(
-                select(Invoice).where(Invoice.source == source, Invoice.client_source_id.in_(ids), Invoice.is_deleted == False)  # noqa: E712
-            ).all()
-            last_ok = s.exec(
-                select(sa.func.max(SyncRun.finished_at)).where(SyncRun.source == source, SyncRun.status == "ok")
-            ).one()
-            finished.append(last_ok)
-    known = [f for f in finished if f is not None]
-    as_of = min(known) if known else None
-    if as_of is not None and as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=dt.timezone.utc)
-    # the agency's [[clients.budgets]] entries, on detached rows: never written back
-    apply_budget_overrides(projects, client_cfg)
-    return _Rows(clients, projects, entries, people, tasks, invoices, as_of, names=load_note_facts(store, client_cfg))
+def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
+    """Every row the portal of `client_cfg` may draw on (bridge.figures.load_client_rows),
+    plus the names its notes may mention, for the redactor."""
+    rows = load_figure_rows(store, client_cfg)
+    return dataclasses.replace(rows, names=load_note_facts(store, client_cfg))
 
 
 def load_note_facts(store: "Store", client_cfg: "ClientConfig") -> NoteFacts:
@@ -452,8 +445,6 @@ def load_note_facts(store: "Store", client_cfg: "ClientConfig") -> NoteFacts:
     return NoteFacts(other_names=other, own_names=[o for o in own if o], people=people)
 
 
-def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _money_tuple(amounts: Mapping[str, Decimal]) -> tuple[Money, ...]:
@@ -466,22 +457,30 @@ def _q(amount: Decimal) -> Decimal:
 
 @dataclass
 class _Published:
-    """A published entry: the raw row plus its metrics row and display strings."""
+    """A listed entry: its figures line plus the display strings the policy allows."""
 
-    row: TimeEntry
-    metric: m.Entry
+    line: Line
     person: str
     project: str
     task: str | None
     description: str | None
     redacted: tuple[str, ...] = ()  # why the description was changed, for the review
 
+    @property
+    def row(self) -> TimeEntry:
+        return self.line.row
+
+    @property
+    def metric(self) -> m.Entry:
+        return self.line.metric
+
 
 def _note_redactor(rows: _Rows, config: "Config", client_cfg: "ClientConfig",
                    shown: Mapping[tuple[str, str], str]) -> NoteRedactor:
     """The description redactor for this client, its policy and the people its view names."""
     mode = client_cfg.visibility.team_names
-    everyone = {**rows.people, **{(p.source, p.source_id): p for p in rows.names.people}}
+    facts = rows.names if rows.names is not None else NoteFacts()
+    everyone = {**rows.people, **{(p.source, p.source_id): p for p in facts.people}}
     others = [p for k, p in sorted(everyone.items()) if k not in shown]
     extra = display_names(mode, [PersonFacts((p.source, p.source_id), p.first_name, p.last_name, p.role) for p in others])
     if mode == "anonymous":
@@ -494,10 +493,10 @@ def _note_redactor(rows: _Rows, config: "Config", client_cfg: "ClientConfig",
         people.append(PersonName(p.first_name, p.last_name, display, f"a person's name ({p.source}:{p.source_id})",
                                  first_hidden=mode in ("role", "anonymous")))
     other_clients = [(c.name, f"another client's name (config: {c.key})") for c in config.clients if c.key != client_cfg.key]
-    own = [*rows.names.own_names, config.agency.name, *(t.name for t in rows.tasks.values())]
+    own = [*facts.own_names, config.agency.name, *(t.name for t in rows.tasks.values())]
     red = config.redact
     return note_redactor(
-        own_names=own, other_names=[*rows.names.other_names, *other_clients], people=people,
+        own_names=own, other_names=[*facts.other_names, *other_clients], people=people,
         terms=red.terms, patterns=red.patterns, internal_prefixes=client_cfg.visibility.internal_note_prefixes,
         contacts=ContactPolicy(emails=red.emails, urls=red.urls, allow_domains=tuple(red.allow_domains)),
     )
@@ -534,44 +533,26 @@ def build_portal_view(
 
 
 def assemble_view(
-    rows: _Rows,
+    rows: ClientRows,
     config: "Config",
     client_cfg: "ClientConfig",
     *,
     now: dt.datetime,
     previous_snapshot: Snapshot | str | None = None,
+    figures: ClientFigures | None = None,
     review: ReviewLog | None = None,
 ) -> PortalView:
+    """The view of one client: its figures (bridge/figures.py) plus what the policy lets it read."""
     agency = config.agency
     zone = agency.zone
     ws = agency.week_start_index
     pol = Policy(client_cfg.visibility)
-    today = m.local_date(now, zone)
-    week_start, week_end = m.week_bounds(today, ws)
-    client_currency = {(c.source, c.source_id): c.currency for c in rows.clients}
-    project_by_key = {(p.source, p.source_id): p for p in rows.projects}
-
-    def project_currency(p: Project | None, e: TimeEntry | None = None) -> str | None:
-        if p is not None and p.currency:
-            return p.currency
-        if e is not None and e.currency:
-            return e.currency
-        if p is not None and p.client_source_id:
-            return client_currency.get((p.source, p.client_source_id))
-        return None
-
-    # 1. the policy decides which entries exist for this client at all
-    kept: list[tuple[TimeEntry, Task | None, Project | None]] = []
-    for e in rows.entries:
-        task = rows.tasks.get((e.source, e.task_source_id or ""))
-        task_name = task.name if task else None
-        if not pol.publishes(task_name=task_name, notes=e.notes, tags=e.tags, is_billable=e.is_billable, is_approved=e.is_approved):
-            continue
-        kept.append((e, task, project_by_key.get((e.source, e.project_source_id or ""))))
+    fig = figures if figures is not None else compute_figures(rows, config, client_cfg, now)
+    today = fig.today
 
     facts = []
-    for e, _t, _p in kept:
-        key = (e.source, e.person_source_id or "")
+    for ln in fig.lines:
+        key = (ln.row.source, ln.row.person_source_id or "")
         person = rows.people.get(key)
         facts.append(PersonFacts(key, person.first_name if person else "", person.last_name if person else "", person.role if person else None))
     names = display_names(client_cfg.visibility.team_names, facts)
@@ -579,31 +560,20 @@ def assemble_view(
     review = review if review is not None else ReviewLog()
 
     published: list[_Published] = []
-    for e, task, proj in kept:
-        task_name = task.name if task else None
-        cur = e.currency or project_currency(proj, e)
-        amount, rate = m.entry_value(
-            e, proj, task, rows.people.get((e.source, e.person_source_id or "")), fallback_rate=fallback_rate(client_cfg, proj),
-        )
-        metric = m.Entry(
-            spent_date=e.spent_date, seconds=int(e.seconds), is_billable=e.is_billable, is_running=e.is_running,
-            is_invoiced=e.is_invoiced, billable_amount=amount, currency=cur,
-            project=f"{e.source}:{e.project_source_id or ''}", person=f"{e.source}:{e.person_source_id or ''}",
-            task=task_name, phase=e.phase or None, billable_rate=rate,
-        )
-        description = pol.description(e.notes, task_name)
+    for ln in fig.lines:
+        task_name = ln.task.name if ln.task else None
+        description = pol.description(ln.row.notes, task_name)
         why: tuple[str, ...] = ()
         if description and redactor is not None:
             description, why = redactor.redact(description)
         published.append(_Published(
-            row=e, metric=metric, person=names[(e.source, e.person_source_id or "")],
-            project=proj.name if proj else "Other work", task=task_name,
+            line=ln, person=names[(ln.row.source, ln.row.person_source_id or "")],
+            project=ln.project.name if ln.project else "Other work", task=task_name,
             description=description, redacted=why,
         ))
     published.sort(key=lambda p: (p.row.spent_date, p.project, p.person, p.row.source, p.row.source_id))
-    metrics_rows = [p.metric for p in published]
 
-    # 2. timesheet rows (built in both view modes: they feed the snapshot too)
+    # timesheet rows (built in both view modes: they feed the snapshot too)
     weekly = client_cfg.visibility.view == "weekly"
     sheet: list[TimesheetRow] = []
     snap: dict[str, str] = {}
@@ -614,7 +584,7 @@ def assemble_view(
         r = TimesheetRow(
             spent_date=p.row.spent_date, person=p.person, project=p.project, task=p.task,
             description=p.description, hours=m.hours(p.metric.seconds), is_billable=p.row.is_billable,
-            is_running=p.row.is_running, rate=rate, amount=amount,
+            is_running=False, rate=rate, amount=amount,
         )
         sheet.append(r)
         ref = EntryRef(p.row.source, p.row.source_id, p.row.spent_date, p.project, p.person)
@@ -627,41 +597,25 @@ def assemble_view(
             r.is_billable, r.amount.amount if r.amount else None,
         )
 
-    # 3. projects
-    projects: list[ProjectView] = []
-    by_project: dict[str, list[m.Entry]] = {}
-    for x in metrics_rows:
-        by_project.setdefault(x.project, []).append(x)
-    visible_projects = sorted(
-        (p for p in rows.projects if p.is_active or f"{p.source}:{p.source_id}" in by_project),
-        key=lambda p: (p.name.casefold(), p.source, p.source_id),
-    )
-    for i, proj in enumerate(visible_projects, start=1):
-        pe = by_project.get(f"{proj.source}:{proj.source_id}", [])
-        projects.append(_project_view(i, proj, pe, project_currency(proj), client_cfg, today, ws))
-
-    # 4. people, totals, unbilled, invoices
-    this_week = m.between(metrics_rows, week_start, week_end)
-    by_person_week = m.seconds_by(this_week, lambda x: x.person)
-    by_person_all = m.seconds_by(metrics_rows, lambda x: x.person)
+    projects = tuple(_project_view(i, pf, client_cfg, today, ws) for i, pf in enumerate(fig.projects, start=1))
     label = {p.metric.person: p.person for p in published}
-    billable = [x for x in metrics_rows if x.is_billable]
-    non_billable = [x for x in metrics_rows if not x.is_billable]
-    totals = []
-    amounts = m.amounts_by_currency(metrics_rows)
-    bsecs = m.billable_seconds_by_currency(metrics_rows)
-    for cur in sorted(amounts):
-        totals.append(CurrencyTotal(cur, m.hours(bsecs.get(cur, 0)), _q(amounts[cur])))
-    unb = m.unbilled(metrics_rows)
+    totals = tuple(
+        CurrencyTotal(cur, m.hours(fig.billable_seconds_by_currency.get(cur, 0)), _q(fig.amounts[cur]))
+        for cur in sorted(fig.amounts)
+    )
     preview: list[InvoicePreview] = []
-    if pol.invoices_shown:
-        preview = _invoice_preview(published, pol.rates_shown)
     invoices: list[InvoiceView] = []
     if pol.invoices_shown:
-        for inv in sorted(rows.invoices, key=lambda v: (v.issue_date or dt.date.min, v.number or "", v.source_id)):
-            status = m.invoice_status(inv.status, inv.due_date, Decimal(inv.amount), Decimal(inv.due_amount), today)
-            if status in ("draft", "void"):
-                continue
+        for pv in fig.preview:
+            preview.append(InvoicePreview(
+                currency=pv.currency, hours=m.hours(pv.seconds), amount=_q(pv.amount),
+                lines=tuple(
+                    InvoicePreviewLine(project=name, hours=m.hours(secs), rate=_q(rate) if rate is not None else None, amount=_q(amt))
+                    for name, secs, rate, amt in pv.lines
+                ) if pol.rates_shown else (),
+                unvalued_hours=m.hours(pv.unvalued_seconds),
+            ))
+        for inv, status in fig.invoices:
             invoices.append(InvoiceView(
                 number=inv.number, issue_date=inv.issue_date, due_date=inv.due_date, paid_date=inv.paid_date,
                 amount=_q(inv.amount), due_amount=_q(inv.due_amount), paid_amount=_q(Decimal(inv.amount) - Decimal(inv.due_amount)),
@@ -682,24 +636,24 @@ def assemble_view(
         as_of=rows.as_of.astimezone(zone) if rows.as_of is not None else None,
         generated_at=now.astimezone(zone),
         today=today,
-        week_start=week_start,
-        week_end=week_end,
-        week_label=m.week_label(week_start),
+        week_start=fig.week_start,
+        week_end=fig.week_end,
+        week_label=m.week_label(fig.week_start),
         policy=PolicyEcho(
             view=client_cfg.visibility.view, rates_shown=pol.rates_shown, invoices_shown=pol.invoices_shown,
             descriptions=client_cfg.visibility.descriptions, team_names=client_cfg.visibility.team_names,
             non_billable_shown=pol.non_billable_shown, approved_only=client_cfg.visibility.approved_only,
         ),
-        total_hours=m.hours(m.total_seconds(metrics_rows)),
-        billable_hours=m.hours(m.total_seconds(billable)),
-        non_billable_hours=m.hours(m.total_seconds(non_billable)) if pol.non_billable_shown else None,
-        totals=tuple(totals),
-        projects=tuple(projects),
-        this_week_by_person=_lines(by_person_week, label),
-        hours_to_date_by_person=_lines(by_person_all, label),
+        total_hours=m.hours(fig.total_seconds),
+        billable_hours=m.hours(fig.billable_seconds),
+        non_billable_hours=m.hours(fig.non_billable_seconds) if pol.non_billable_shown else None,
+        totals=totals,
+        projects=projects,
+        this_week_by_person=_lines(fig.seconds_this_week_by_person, label),
+        hours_to_date_by_person=_lines(fig.seconds_to_date_by_person, label),
         timesheet=() if weekly else tuple(sheet),
         weekly_summaries=_weekly(published, ws, pol.rates_shown) if weekly else (),
-        unbilled=UnbilledView(hours=m.hours(unb.seconds), amounts=_money_tuple(unb.amounts) if pol.rates_shown else ()),
+        unbilled=UnbilledView(hours=m.hours(fig.unbilled_seconds), amounts=_money_tuple(fig.unbilled_amounts) if pol.rates_shown else ()),
         invoice_preview=tuple(preview),
         invoices=tuple(invoices),
         glossary=glossary,
@@ -707,6 +661,9 @@ def assemble_view(
         change_note=change_note(prev, snapshot, zone),
         snapshot=snapshot,
         locale=client_cfg.locale or agency.locale,
+        budget_basis=fig.basis,
+        budget_basis_note=basis_sentence(fig.basis) if any(p.budget is not None for p in projects) else None,
+        timers_running=fig.running,
     )
 
 
@@ -718,68 +675,30 @@ def _lines(seconds: Mapping[str, int], label: Mapping[str, str]) -> tuple[HoursL
     return tuple(HoursLine(n, m.hours(s)) for n, s in sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _project_view(
-    index: int, proj: Project, entries: list[m.Entry], currency: str | None,
-    client_cfg: "ClientConfig", today: dt.date, week_start: int,
-) -> ProjectView:
-    wk_first, wk_last = m.week_bounds(today, week_start)
-    weeks = client_cfg.burn_window_weeks
-    kind = proj.budget_kind if proj.budget_kind in ("hours", "money") else None
-    status: BudgetStatus = "none"
+def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", today: dt.date, week_start: int) -> ProjectView:
+    proj = pf.project
+    b = pf.budget
     budget: BudgetView | None = None
-    use = None
-    billed = [e for e in entries if e.is_billable and not e.is_running]
-    if kind is not None and not proj.budget_visible:
-        status = "not_visible"
-    elif kind == "money" and billed and all(e.billable_amount is None for e in billed):
-        # hours were logged but the tracker values none of them (a FreshBooks fixed-price
-        # project has no rate): "0.00 used" would be false, so the budget is not shown
-        status = "not_visible"
-    elif kind is not None:
-        use = m.budget_use(
-            entries, kind=kind, period=proj.budget_period, budget_seconds=proj.budget_seconds,
-            budget_money=proj.budget_money, currency=currency, today=today,
-        )
-        if kind == "money" and not currency:
-            use = None  # a money budget in no known currency cannot be shown honestly
-    chart_kind: BudgetKind = use.kind if use else "hours"
-    b = m.burn(entries, today=today, weeks=weeks, kind=chart_kind, currency=currency)
-
-    def value(es: Any) -> Decimal:
-        if chart_kind == "money":
-            return _q(m.amounts_by_currency(es, currency).get(currency or "", Decimal(0)))
-        return m.hours(m.total_seconds(es))
-
-    weekly = tuple(BurnPoint(d, v) for d, v in m.weekly_series(entries, today=today, weeks=weeks, week_start=week_start, value=value))
-    cumulative: list[BurnPoint] = []
+    cumulative: tuple[BurnPoint, ...] = ()
     projection: tuple[BurnPoint, ...] = ()
-    if use is not None:
-        status = "visible"
-        period_first = use.period_start or dt.date.min
-        for pt in weekly:
-            end = min(pt.on + dt.timedelta(days=6), today)
-            cumulative.append(BurnPoint(end, value([e for e in entries if period_first <= e.spent_date <= end])))
-        projected = m.run_out_date(use.left, b.per_week, today)
-        if projected is not None and use.resets_on is not None and projected >= use.resets_on:
-            projected = None
-        over = use.used > use.allocated
-        level, crossed = m.warning_level(use.percent, client_cfg.thresholds, over=over)
-        if projected is not None:
-            projection = (BurnPoint(today, _q(use.used)), BurnPoint(projected, _q(use.allocated)))
-        last = None
-        if use.period == "monthly" and use.period_start is not None:
-            last = m.budget_use(
-                entries, kind=use.kind, period="monthly", budget_seconds=proj.budget_seconds,
-                budget_money=proj.budget_money, currency=currency, today=use.period_start - dt.timedelta(days=1),
-            )
+    chart_kind: BudgetKind = b.kind if b is not None else "hours"
+    if b is not None:
+        # last calendar month of a monthly budget, from the same history the page lists
+        prev_month = (b.period_start - dt.timedelta(days=1)).replace(day=1) if b.period_start else None
+        last = next((h for h in b.history if h.month == prev_month), None)
+        cumulative = tuple(BurnPoint(d, _q(v)) for d, v in b.cumulative)
+        if b.projected_run_out is not None:
+            projection = (BurnPoint(today, _q(b.used)), BurnPoint(b.projected_run_out, _q(b.allocated)))
         budget = BudgetView(
-            kind=use.kind, period=use.period, currency=currency if use.kind == "money" else None,
-            allocated=_q(use.allocated), used=_q(use.used), left=_q(use.left), percent_consumed=use.percent,
-            period_start=use.period_start, resets_on=use.resets_on, level=level, threshold_crossed=crossed,
-            is_over_budget=over, burn_per_week=b.per_week, burn_hours_per_week=b.hours_per_week,
-            burn_window_weeks=b.weeks, projected_run_out_date=projected,
-            runs_out_before_end=(projected < proj.ends_on) if projected is not None and proj.ends_on is not None else None,
-            explanation=m.explain(use, b, projected, proj.ends_on, currency or ""),
+            kind=b.kind, period=b.period, currency=b.currency,
+            allocated=_q(b.allocated), used=_q(b.used), left=_q(b.left), percent_consumed=b.percent,
+            period_start=b.period_start, resets_on=b.resets_on, level=b.level, threshold_crossed=b.threshold_crossed,
+            is_over_budget=b.is_over, burn_per_week=b.burn.per_week, burn_hours_per_week=b.burn.hours_per_week,
+            burn_window_weeks=b.burn.weeks, projected_run_out_date=b.projected_run_out,
+            runs_out_before_end=b.runs_out_before_end, explanation=b.explanation,
+            basis=b.basis, at_risk=b.at_risk, unlisted_hours=m.hours(b.unlisted_seconds),
+            unlisted_note=unlisted_sentence(b),
+            history=tuple(BudgetMonth(h.month, _q(h.allocated), _q(h.used), _q(h.over)) for h in b.history),
             last_period_used=_q(last.used) if last is not None else None,
             last_period_allocated=_q(last.allocated) if last is not None else None,
         )
@@ -789,44 +708,25 @@ def _project_view(
         code=proj.code or None,
         starts_on=proj.starts_on,
         ends_on=proj.ends_on,
-        budget_status=status,
+        budget_status=pf.budget_status,
         budget=budget,
-        hours_this_week=m.hours(m.total_seconds(m.between(entries, wk_first, wk_last))),
-        hours_to_date=m.hours(m.total_seconds(entries)),
-        billable_hours_to_date=m.hours(m.total_seconds(e for e in entries if e.is_billable)),
-        hours_by_task=_label_lines(m.seconds_by(entries, lambda e: e.task or "Other")),
-        hours_by_phase=_label_lines(m.seconds_by(entries, lambda e: e.phase)),
+        hours_this_week=m.hours(pf.seconds_this_week),
+        hours_to_date=m.hours(pf.seconds_to_date),
+        billable_hours_to_date=m.hours(pf.billable_seconds_to_date),
+        hours_by_task=_label_lines(pf.seconds_by_task),
+        hours_by_phase=_label_lines(pf.seconds_by_phase),
         burn_chart=BurnChart(
-            unit=chart_kind, currency=currency if chart_kind == "money" else None, weekly=weekly,
-            cumulative=tuple(cumulative), projection=projection, budget=_q(use.allocated) if use else None,
+            unit=chart_kind, currency=b.currency if b is not None else None,
+            weekly=tuple(BurnPoint(d, _q(v)) for d, v in pf.weekly),
+            cumulative=cumulative, projection=projection, budget=_q(b.allocated) if b is not None else None,
         ),
+        timers_running=pf.running,
+        value_note=pf.value_note,
     )
 
 
 def _label_lines(seconds: Mapping[str, int]) -> tuple[HoursLine, ...]:
     return tuple(HoursLine(k, m.hours(v)) for k, v in sorted(seconds.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def _invoice_preview(published: list[_Published], rates_shown: bool) -> list[InvoicePreview]:
-    todo = [p for p in published if p.metric.is_billable and not p.metric.is_invoiced and not p.metric.is_running]
-    out = []
-    for cur in sorted({p.metric.currency for p in todo if p.metric.currency and p.metric.billable_amount is not None}):
-        mine = [p for p in todo if p.metric.currency == cur and p.metric.billable_amount is not None]
-        lines: list[InvoicePreviewLine] = []
-        if rates_shown:
-            for proj in sorted({p.project for p in mine}):
-                pm = [p for p in mine if p.project == proj]
-                rates = {p.metric.billable_rate for p in pm}
-                lines.append(InvoicePreviewLine(
-                    project=proj, hours=m.hours(sum(p.metric.seconds for p in pm)),
-                    rate=_q(rates.pop()) if len(rates) == 1 and None not in rates else None,
-                    amount=_q(sum((p.metric.billable_amount or Decimal(0) for p in pm), Decimal(0))),
-                ))
-        out.append(InvoicePreview(
-            currency=cur, hours=m.hours(sum(p.metric.seconds for p in mine)),
-            amount=_q(sum((p.metric.billable_amount or Decimal(0) for p in mine), Decimal(0))), lines=tuple(lines),
-        ))
-    return out
 
 
 def _weekly(published: list[_Published], week_start: int, rates_shown: bool) -> tuple[WeeklySummaryRow, ...]:

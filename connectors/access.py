@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from bridge.errors import AuthError, ForbiddenError, NotPermitted
+from bridge.errors import ForbiddenError, NotPermitted, SourceError
 
 T = TypeVar("T")
 
@@ -44,8 +44,10 @@ def guarded(
     except ForbiddenError as exc:
         try:
             me = identity.get()
-        except AuthError:
-            raise exc from None  # the credentials themselves are refused: keep the auth advice
+        except SourceError:
+            # the identity call fails too (refused credentials, or unreachable): the 403
+            # cannot be shown to be about this resource alone; keep the credentials advice
+            raise exc from None
         raise NotPermitted(
             f"{source}: the token works but may not read {resource} (HTTP 403); {advice(me)} "
             "The rest of this source still syncs; this resource is skipped until the permission is given.",

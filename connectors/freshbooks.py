@@ -49,8 +49,8 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bridge.config import SourceConfig
-from bridge.connector import Context, Page, Resource
-from bridge.errors import AuthError, ConfigError, FatalSourceError, RecordError, SourceError
+from bridge.connector import Access, Context, Page, Resource
+from bridge.errors import AuthError, ConfigError, FatalSourceError, ForbiddenError, RecordError, SourceError
 from bridge.http import HttpClient, RateLimiter, RetryPolicy, client_for, parse_retry_after
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.normalize import (
@@ -67,6 +67,7 @@ from bridge.normalize import (
 )
 from bridge.pagination import PageNumberPager, dig
 from bridge.redaction import scrub
+from connectors.access import Identity, guarded
 
 log = logging.getLogger(__name__)
 
@@ -725,6 +726,7 @@ class FreshBooksConnector:
             **RESOURCES,
             "projects": replace(RESOURCES["projects"], normalize=functools.partial(_project, budget_unit=source.budget_unit)),
         }
+        self.identity = Identity(self._me)
         self._tenant: Tenant | None = None
         if source.account_id and source.business_id:
             self._tenant = Tenant(str(source.account_id), str(source.business_id))
@@ -742,7 +744,33 @@ class FreshBooksConnector:
         }
 
     def check(self) -> None:
-        self._me()
+        self.identity.remember(self._me())
+
+    def access(self) -> Access:
+        """Who authorized the app and which resources it may list (one request each)."""
+        me = self.identity.remember(self._me())
+        readable: dict[str, bool] = {}
+        for name in RESOURCES:
+            try:
+                self.http.get_json(self._path(name), {**RESOURCES[name].params, "page": 1, "per_page": 1}, resource=name)
+                readable[name] = True
+            except ForbiddenError:
+                readable[name] = False
+        who = " ".join(str(dig(me, f"response.{k}") or "") for k in ("first_name", "last_name")).strip()
+        return Access(
+            who=who or "the authorizing user", readable=readable,
+            advice={r: _permission_advice(r) for r, ok in readable.items() if not ok},
+        )
+
+    def _bodies(
+        self, resource: str, params: Mapping[str, Any], resume: str | None = None
+    ) -> Iterator[tuple[Any, str | None]]:
+        """Pages of one resource; a 403 after a working users/me skips only this resource."""
+        return guarded(
+            _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource),
+            identity=self.identity, source=self.name, resource=resource,
+            advice=lambda me: _permission_advice(resource),
+        )
 
     def _me(self) -> Any:
         return self.http.get_json("auth/api/v1/users/me", resource="users/me")
@@ -768,7 +796,7 @@ class FreshBooksConnector:
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since)}
         rates: dict[str, Any] | None = None
-        for body, token in _pager(resource).pages(self.http, self._path(resource), params, resume=resume, resource=resource):
+        for body, token in self._bodies(resource, params, resume):
             items = _items(body, res, self.name)
             if resource in RATE_PATHS:
                 if rates is None:  # once per run, after the list itself answered
@@ -816,7 +844,7 @@ class FreshBooksConnector:
             start = dt.datetime.combine(window_start - dt.timedelta(days=1), dt.time(0), UTC)
             params["started_from"] = start.strftime("%Y-%m-%dT%H:%M:%S")
         id_of = ID_OF.get(resource, lambda raw: ref_id(raw.get("id")))
-        for body, _ in _pager(resource).pages(self.http, self._path(resource), params, resource=resource):
+        for body, _ in self._bodies(resource, params):
             for raw in _items(body, res, self.name):
                 if not _deleted(raw):
                     sid = id_of(raw)
@@ -829,13 +857,20 @@ class FreshBooksConnector:
             return
         res = RESOURCES[resource]
         params = {**res.params, **incremental_params(resource, since), "search[vis_state]": "1"}
-        for body, _ in _pager(resource).pages(self.http, self._path(resource), params, resource=resource):
+        for body, _ in self._bodies(resource, params):
             for raw in _items(body, res, self.name):
                 if _deleted(raw) and raw.get("id") is not None:
                     yield str(raw["id"])
 
     def close(self) -> None:
         self.http.close()
+
+
+def _permission_advice(resource: str) -> str:
+    return (
+        f"in FreshBooks, the user who authorized the app needs access to {resource} (the business owner or an "
+        "admin sees everything; an employee sees only their own time), or authorize the app as such a user."
+    )
 
 
 def _items(body: Any, res: Resource, source: str) -> list[Mapping[str, Any]]:

@@ -48,6 +48,7 @@ PARENT_ID_KEY = "_parent_id"
 HOURS_BUDGETS = frozenset({"project", "task", "person"})
 MONEY_BUDGETS = frozenset({"project_cost", "task_fees"})
 CENT = Decimal("0.01")
+EXACT = Decimal("0.0001")  # the store keeps money to 4 places
 R = TypeVar("R", bound=Synced)
 
 
@@ -230,7 +231,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context) -> TimeEntry:
     seconds = n.hours_to_seconds(hours, "hours")
     is_billable = n.flag(raw, "billable")
     rate = n.to_decimal(raw.get("billable_rate"), "billable_rate")
-    amount = (hours * rate).quantize(CENT, rounding=ROUND_HALF_UP) if is_billable and rate is not None else None
+    # kept to the store's 4 places, not cents: money is summed first and rounded once, for display
+    amount = (hours * rate).quantize(EXACT, rounding=ROUND_HALF_UP) if is_billable and rate is not None else None
     return n.validated(TimeEntry, {
         **_common(raw, ctx),
         "client_source_id": n.ref_id(raw.get("client")),

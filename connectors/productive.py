@@ -53,12 +53,13 @@ import httpx
 
 from bridge import normalize as n
 from bridge.config import SourceConfig
-from bridge.connector import Context, Page, Resource
-from bridge.errors import ConfigError, FatalSourceError, RecordError
+from bridge.connector import Access, Context, Page, Resource
+from bridge.errors import ConfigError, FatalSourceError, ForbiddenError, RecordError
 from bridge.http import RetryPolicy, client_for
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.pagination import PageNumberPager
 from connectors import jsonapi
+from connectors.access import Identity, guarded
 
 BASE_URL = "https://api.productive.io/api/v2"
 JSONAPI = "application/vnd.api+json"
@@ -83,6 +84,7 @@ BUDGETS_KEY = "budgets"
 HOUR_UNIT = 1  # service unit_id: 1 hour (2 piece, 3 day; UNCONFIRMED order)
 INTERNAL_PROJECT_TYPE = 1  # project_type_id 1 internal, 2 client (UNCONFIRMED)
 CENT = Decimal("0.01")
+EXACT = Decimal("0.0001")  # the store keeps money to 4 places
 
 
 # --- small pure helpers --------------------------------------------------------------
@@ -300,7 +302,8 @@ def _time_entry(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MO
     service = raw.get("service") if isinstance(raw.get("service"), Mapping) else {}
     deal = service.get("deal") if isinstance(service.get("deal"), Mapping) else {}
     rate = _hourly_price(service, scale) if billable_minutes else None
-    amount = (rate * billable_minutes / 60).quantize(CENT, rounding=ROUND_HALF_UP) if rate is not None else None
+    # kept to the store's 4 places, not cents: money is summed first and rounded once, for display
+    amount = (rate * billable_minutes / 60).quantize(EXACT, rounding=ROUND_HALF_UP) if rate is not None else None
     running = raw.get("timer_started_at") is not None and raw.get("timer_stopped_at") is None
     return n.validated(TimeEntry, {
         **_common(raw, ctx),
@@ -420,6 +423,14 @@ DELETION_FEEDS: Mapping[str, str] = MappingProxyType({"time_entries": "time_entr
 DESTROY_EVENTS = frozenset({"destroy", "delete"})
 
 
+def _permission_advice(resource: str) -> str:
+    return (
+        f"in Productive, the token's user needs a role that may view {resource} "
+        "(Settings > Roles and permissions; budgets and invoices need the financial permissions), "
+        "or use a token of a user who has one."
+    )
+
+
 def _iso(since: dt.datetime) -> str:
     if since.tzinfo is None:
         raise ValueError("since must be an aware datetime")
@@ -462,6 +473,7 @@ class ProductiveConnector:
             )
         token = source.secret("token_env")  # ConfigError naming the variable if unset
         self.name = source.name
+        self.organization_id = str(source.organization_id)
         self.tz = tz
         self.money_scale = source.money_scale or DEFAULT_MONEY_SCALE
         # Per instance: the money normalizers get this source's scale bound in.
@@ -493,13 +505,40 @@ class ProductiveConnector:
         self.pager = PageNumberPager(
             page_param="page[number]", size_param="page[size]", page_size=PAGE_SIZE, total_pages_path="meta.total_pages"
         )
+        self.identity = Identity(self._check_call)
 
     @property
     def requests(self) -> int:
         return self.http.requests
 
+    def _check_call(self) -> Any:
+        return self.http.get_json(CHECK_PATH, {"page[number]": 1, "page[size]": 1}, resource="check")
+
     def check(self) -> None:
-        self.http.get_json(CHECK_PATH, {"page[number]": 1, "page[size]": 1}, resource="check")
+        self.identity.remember(self._check_call())
+
+    def access(self) -> Access:
+        """Which resources the token may list (one request each) and whether budget money shows."""
+        self.check()
+        readable: dict[str, bool] = {}
+        deals: Any = None
+        for name, path, params in [
+            *((r.name, r.path, r.params) for r in self.resources.values()), ("budgets", BUDGETS_PATH, BUDGETS_PARAMS),
+        ]:
+            try:
+                body = self.http.get_json(path, {**params, "page[number]": 1, "page[size]": 1}, resource=name)
+                readable[name] = True
+                if name == "budgets":
+                    deals = body.get("data") if isinstance(body, Mapping) else None
+            except ForbiddenError:
+                readable[name] = False
+        visible = None
+        if isinstance(deals, list) and deals and isinstance(deals[0], Mapping):
+            visible = "budget_total" in (deals[0].get("attributes") or {})
+        return Access(
+            who=f"organization {self.organization_id}", rates_visible=visible, readable=readable,
+            advice={r: _permission_advice(r) for r, ok in readable.items() if not ok},
+        )
 
     def pages(
         self,
@@ -573,7 +612,11 @@ class ProductiveConnector:
     def _documents(
         self, path: str, params: Mapping[str, Any], *, resume: str | None = None, resource: str
     ) -> Iterator[tuple[list[dict[str, Any]], str | None]]:
-        for body, nxt in self.pager.pages(self.http, path, params, resume=resume, resource=resource):
+        bodies = guarded(
+            self.pager.pages(self.http, path, params, resume=resume, resource=resource),
+            identity=self.identity, source=self.name, resource=resource, advice=lambda me: _permission_advice(resource),
+        )
+        for body, nxt in bodies:
             if not isinstance(body, Mapping) or not isinstance(body.get("data"), list):
                 raise FatalSourceError(
                     f"{self.name}: {resource} page has no JSON:API 'data' list; the API answered an unexpected shape",

@@ -73,8 +73,8 @@ def _harvest(conn: Any, clients: set[str], today: dt.date) -> Iterator[TrackerFi
             continue
         cur = str(r.get("currency") or "")
         currency[str(r.get("project_id"))] = cur
-        common = dict(source=src, project_id=str(r.get("project_id")), project_name=r.get("project_name"),
-                      first=first, last=today, report="reports/time/projects")
+        common = dict(source=src, client_id=str(r.get("client_id")), project_id=str(r.get("project_id")),
+                      project_name=r.get("project_name"), first=first, last=today, report="reports/time/projects")
         yield TrackerFigure(figure="hours_logged", value=_d(r.get("total_hours"), "total_hours", src), unit="h", **common)
         yield TrackerFigure(figure="billable_hours", value=_d(r.get("billable_hours"), "billable_hours", src), unit="h", **common)
         if r.get("billable_amount") is not None:
@@ -83,8 +83,8 @@ def _harvest(conn: Any, clients: set[str], today: dt.date) -> Iterator[TrackerFi
     for r in _rows(conn, pager, "reports/uninvoiced", window, "results"):
         if str(r.get("client_id")) not in clients:
             continue
-        common = dict(source=src, project_id=str(r.get("project_id")), project_name=r.get("project_name"),
-                      first=first, last=today, report="reports/uninvoiced")
+        common = dict(source=src, client_id=str(r.get("client_id")), project_id=str(r.get("project_id")),
+                      project_name=r.get("project_name"), first=first, last=today, report="reports/uninvoiced")
         yield TrackerFigure(figure="uninvoiced_hours", value=_d(r.get("uninvoiced_hours"), "uninvoiced_hours", src),
                             unit="h", **common)
         if r.get("uninvoiced_amount") is not None:
@@ -101,7 +101,7 @@ def _harvest(conn: Any, clients: set[str], today: dt.date) -> Iterator[TrackerFi
         pid = str(r.get("project_id"))
         yield TrackerFigure(
             source=src, figure="budget_used", value=_d(r.get("budget_spent"), "budget_spent", src),
-            unit="h" if by in HOURS_BUDGETS else currency.get(pid, ""), project_id=pid,
+            unit="h" if by in HOURS_BUDGETS else currency.get(pid, ""), client_id=str(r.get("client_id")), project_id=pid,
             project_name=r.get("project_name"), period="month" if r.get("budget_is_monthly") else "total",
             report="reports/project_budget",
         )
@@ -119,7 +119,7 @@ def _productive(conn: Any, clients: set[str], today: dt.date) -> Iterator[Tracke
             project = jsonapi.link_id(deal, "project")
             if company not in clients or project is None:
                 continue
-            common = dict(source=src, project_id=project, project_name=deal.get("name"), report="deals")
+            common = dict(source=src, client_id=company, project_id=project, project_name=deal.get("name"), report="deals")
             if deal.get("worked_time") is not None:
                 yield TrackerFigure(figure="hours_logged", value=_d(deal["worked_time"], "worked_time", src) / 60, unit="h", **common)
             if deal.get("billable_time") is not None:
@@ -141,7 +141,8 @@ def _freshbooks(conn: Any, clients: set[str], today: dt.date) -> Iterator[Tracke
         if str(p.get("client_id")) not in clients or p.get("logged_duration") is None:
             continue
         yield TrackerFigure(source=src, figure="hours_logged", value=_d(p["logged_duration"], "logged_duration", src) / 3600,
-                            unit="h", project_id=str(p.get("id")), project_name=p.get("title"), report="projects logged_duration")
+                            unit="h", client_id=str(p.get("client_id")), project_id=str(p.get("id")), project_name=p.get("title"),
+                            report="projects logged_duration")
     invoices = PageNumberPager(page_size=100, total_pages_path="response.result.pages")
     totals: dict[tuple[str, str], list[Decimal]] = {}
     path = f"accounting/account/{t.account_id}/invoices/invoices"

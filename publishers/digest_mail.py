@@ -16,6 +16,7 @@ def _level(t: Lang, level: str) -> str:
     return {
         "ok": t.gettext("On track"),
         "warning": t.gettext("Nearing budget"),
+        "at_risk": t.gettext("At risk"),
         "critical": t.gettext("Almost used up"),
         "over": t.gettext("Over budget"),
     }.get(level, level)

@@ -48,6 +48,9 @@ def _credentials(smtp: SmtpConfig) -> tuple[str, str] | None:
 
 def send_message(smtp: SmtpConfig, msg: EmailMessage, *, timeout: float = 30.0) -> None:
     """Deliver one message; errors name the server, never the credentials."""
+    if not smtp.host:
+        raise ConfigError("mail is not set up: set [smtp] host (and port, security, user_env/password_env) "
+                          "in the config, then check it with `bridge mail --test YOUR@ADDRESS`")
     creds = _credentials(smtp)
     context = ssl.create_default_context()
     try:
@@ -99,6 +102,19 @@ def _when(at: dt.datetime | None, config: Config) -> str:
     return f"is valid until {local:%A %d %B %Y, %H:%M} ({config.agency.timezone})"
 
 
+# Never the passphrase itself: a mail that carries both would make it pointless.
+PASSPHRASE_NOTE = ("The portal asks for a passphrase. It is not in this e-mail: we send it to you separately, "
+                   "by phone or another message.")
+
+
+def send_test_message(config: Config, to: str) -> EmailMessage:
+    """`bridge mail --test`: a short message proving [smtp] delivers, sent now."""
+    text = (f"This is a test message from the clearhours bridge of {config.agency.name}.\n\n"
+            f"It went through {config.smtp.host}:{config.smtp.port} ({config.smtp.security}) from "
+            f"{config.smtp.sender}. Invitations and budget alerts will arrive the same way.\n")
+    return send_mail(config.smtp, [to], f"clearhours: test message from {config.agency.name}", text)
+
+
 def invitation(config: Config, client: ClientConfig, url: str, expires_at: dt.datetime | None, to: str) -> EmailMessage:
     """The invitation mail: link, expiry, what the portal shows, and whom to ask."""
     agency = config.agency
@@ -113,6 +129,7 @@ def invitation(config: Config, client: ClientConfig, url: str, expires_at: dt.da
         url,
         "",
         f"This link {_when(expires_at, config)}. Please don't forward it: anyone with the link can open the portal.",
+        *(["", PASSPHRASE_NOTE] if client.passphrase else []),
         "",
         "The portal shows:",
         *[f"  - {item}" for item in shows],
@@ -127,6 +144,7 @@ def invitation(config: Config, client: ClientConfig, url: str, expires_at: dt.da
         f"<p>Hello,</p><p>{e(agency.name)} has set up a private portal for {e(client.name)}.</p>"
         f"<p><a href=\"{e(url, quote=True)}\">Open your portal</a></p>"
         f"<p>This link {e(_when(expires_at, config))}. Please don't forward it: anyone with the link can open the portal.</p>"
+        + (f"<p><strong>{e(PASSPHRASE_NOTE)}</strong></p>" if client.passphrase else "") +
         "<p>The portal shows:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in shows) + "</ul>"
         f"<p>Questions? Ask {e(contact)}.</p><p>&mdash; {e(agency.name)}</p></body></html>"
     )

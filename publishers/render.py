@@ -118,8 +118,8 @@ def invoice_anchor(index: int) -> str:
 
 def budget_at_risk(b: BudgetView) -> bool:
     """The alerts' rule (a configured threshold reached), or a projection that runs out
-    before the project's end date: the budget is not over, yet it needs a look."""
-    return b.level != "ok" or bool(b.runs_out_before_end)
+    before the period resets or the project ends (bridge/figures.py decides both)."""
+    return b.level != "ok" or b.at_risk
 
 
 def invoices_newest_first(view: PortalView) -> list[tuple[str, InvoiceView]]:
@@ -459,7 +459,9 @@ def build_report(view: PortalView) -> Report:
                         (r.amount or r.rate).currency if (r.amount or r.rate) else None]
             currencies = {(r.amount or r.rate).currency for r in entries if r.amount or r.rate}
             one = next(iter(currencies)) if len(currencies) == 1 else None
-            totals += [None, sum((r.amount.amount for r in entries if r.amount), Decimal(0)) if one else None, one]
+            # the view's total: amounts summed exactly, then rounded once (not a sum of rounded rows)
+            total = next((t.amount for t in view.totals if t.currency == one), None) if one else None
+            totals += [None, total, one]
         name = "Timesheet"
     timesheet = Table(name, cols, rows, totals)
 
@@ -482,7 +484,9 @@ def build_report(view: PortalView) -> Report:
     facts = [("Hours to date", f"{fmt_hours(view.total_hours)} h"), ("Billable hours", f"{fmt_hours(view.billable_hours)} h")]
     for p in view.projects:
         if p.budget is not None:
-            facts.append((p.name, _left_sentence(p.budget)))
+            facts.append((p.name, _left_sentence(p.budget) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+    if view.budget_basis_note:
+        facts.append(("Budgets", view.budget_basis_note))
     if view.unbilled.hours:
         facts.append(("Not yet invoiced", f"{fmt_hours(view.unbilled.hours)} h"))
     return Report(

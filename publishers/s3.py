@@ -294,6 +294,20 @@ class S3Publisher:
             raise PublishError(f"S3 delete in bucket {self.bucket!r} failed: {_code(exc)}") from None
         return len(keys)
 
+    def portals(self) -> dict[str, int]:
+        """Every portal folder under the prefix (token -> object count): one listing, no reads."""
+        base = f"{self.prefix}/" if self.prefix else ""
+        out: dict[str, int] = {}
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
+                for obj in page.get("Contents", []):
+                    token, sep, _ = obj["Key"][len(base):].partition("/")
+                    if sep and _is_token(token):
+                        out[token] = out.get(token, 0) + 1
+        except ClientError as exc:
+            raise PublishError(f"S3 listing of bucket {self.bucket!r} failed: {_code(exc)}") from None
+        return out
+
     # --- S3 calls ------------------------------------------------------------------------
     def _folder(self, token: str) -> str:
         return f"{self.prefix}/{token}" if self.prefix else token
@@ -394,8 +408,10 @@ class S3Publisher:
 def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str) -> str | None:
     """Why a bucket policy would let anyone read portal objects or list tokens (None: it doesn't).
 
-    Conservative: an Allow to everyone ("*") with no Condition, or any NotPrincipal/NotAction/
-    NotResource Allow, counts as public if its resources cover the prefix or the bucket listing.
+    Conservative: an Allow to everyone ("*"), or any NotPrincipal/NotAction/NotResource
+    Allow, counts as public if its resources cover the prefix or the bucket listing, with
+    a Condition or without: a Referer is sent by anyone who types it, "0.0.0.0/0" is every
+    address, and no condition turns "everyone" into a named reader.
     """
     if not policy:
         return None
@@ -405,7 +421,7 @@ def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str
     probe_obj = f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}TOKEN/index.html"
     probe_bucket = f"arn:aws:s3:::{bucket}"
     for st in statements:
-        if st.get("Effect") != "Allow" or st.get("Condition"):
+        if st.get("Effect") != "Allow":
             continue
         if "NotPrincipal" in st:
             return "allows every principal except a few (NotPrincipal)"
@@ -413,11 +429,20 @@ def public_policy_reason(policy: dict[str, Any] | None, bucket: str, prefix: str
             continue
         actions = _as_list(st.get("Action")) if "NotAction" not in st else ["*"]
         resources = _as_list(st.get("Resource")) if "NotResource" not in st else ["*"]
+        cond = st.get("Condition")
+        why = f" (its Condition on {', '.join(_condition_keys(cond))} does not make it private)" if cond else ""
         if _matches(actions, "s3:GetObject") and _matches(resources, probe_obj):
-            return f"lets anyone read objects under '{prefix or '/'}'"
+            return f"lets anyone read objects under '{prefix or '/'}'{why}; grant a named principal instead"
         if _matches(actions, "s3:ListBucket") and _matches(resources, probe_bucket):
-            return "lets anyone list the bucket, which reveals portal tokens"
+            return f"lets anyone list the bucket, which reveals portal tokens{why}"
     return None
+
+
+def _condition_keys(cond: Any) -> list[str]:
+    if not isinstance(cond, dict):
+        return ["?"]
+    keys = sorted({k for ops in cond.values() if isinstance(ops, dict) for k in ops})
+    return keys or sorted(cond)
 
 
 def _is_everyone(principal: Any) -> bool:
@@ -441,3 +466,11 @@ def _matches(patterns: list[str], value: str) -> bool:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "error"))
+
+
+def _is_token(name: str) -> bool:
+    try:
+        mf.check_token(name)
+    except ValueError:
+        return False
+    return True

@@ -104,3 +104,37 @@ def test_verify_help_is_useful() -> None:
     result = CliRunner().invoke(cli, ["verify", "--help"])
     assert result.exit_code == 0
     assert "--client" in result.output and "--json" in result.output and "Exits 1" in result.output
+
+
+def test_freshbooks_values_time_as_harvest_and_productive_do(demo: tuple[Sandbox, Path]) -> None:
+    """One agency through three trackers: the same billable value per project once FreshBooks'
+    service and team-member rates are fetched (the fixed-price Brand Refresh bills by service rate)."""
+    from decimal import Decimal
+
+    from sqlmodel import select
+
+    from bridge.config import load_config
+    from bridge.models import Person, Project, Task, TimeEntry
+    from bridge.store import Store
+    from bridge.valuation import value_entry
+
+    box, cfg = demo
+    store = Store(load_config(cfg).store.url)
+    totals: dict[tuple[str, str], Decimal] = {}
+    with store.session() as s:
+        projects = {(p.source, p.source_id): p for p in s.exec(select(Project))}
+        tasks = {(t.source, t.source_id): t for t in s.exec(select(Task))}
+        people = {(p.source, p.source_id): p for p in s.exec(select(Person))}
+        for e in s.exec(select(TimeEntry).where(TimeEntry.is_deleted == False, TimeEntry.is_running == False)):  # noqa: E712
+            v = value_entry(e, projects.get((e.source, e.project_source_id or "")),
+                            tasks.get((e.source, e.task_source_id or "")), people.get((e.source, e.person_source_id or "")))
+            if e.is_billable:
+                assert v.amount is not None, (e.source, e.source_id, v.missing)
+                key = (e.source, e.project_source_id or "")
+                totals[key] = totals.get(key, Decimal(0)) + v.amount
+    agency = box.agency
+    for pid in (14501001, 14501003, 14501005):  # project rate, fixed price by service rate, monthly money budget
+        expected = sum((e.billable_rate * e.seconds / 3600 for e in agency.entries.values()
+                        if e.project_id == pid and e.billable and not e.is_running), Decimal(0))
+        got = {src: totals.get((src, str(pid)), Decimal(0)).quantize(Decimal("0.01")) for src in ("harvest", "freshbooks")}
+        assert got == {"harvest": expected.quantize(Decimal("0.01")), "freshbooks": expected.quantize(Decimal("0.01"))}

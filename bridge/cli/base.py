@@ -99,6 +99,51 @@ class BridgeGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
+    def invoke(self, ctx: click.Context) -> Any:
+        # The last net under every command: whatever escapes becomes one paragraph of
+        # advice and exit status 1, never a traceback (`-vv` logs the traceback too).
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - converted to a message, below
+            env = ctx.find_object(Env)
+            raise click.ClickException(explain(exc, env)) from None
+
+
+def explain(exc: BaseException, env: "Env | None" = None) -> str:
+    """One paragraph that says what failed, where, and what to do."""
+    import logging
+
+    import sqlalchemy as sa
+
+    from bridge.logs import scrub_text
+
+    config = env.config_path if env is not None else DEFAULT_CONFIG
+    if isinstance(exc, BridgeError):
+        return str(exc)
+    logging.getLogger("bridge.cli").debug("details", exc_info=exc)
+    if isinstance(exc, sa.exc.SQLAlchemyError):
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+        where = env._store if env is not None and env._store is not None else "the store"
+        return scrub_text(
+            f"{where!r}: {first} ({type(orig).__name__}). Check [store] url in {config}, that the database file or "
+            "server is reachable and writable by this user, and that the disk is not full"
+        )
+    if isinstance(exc, UnicodeError):
+        return f"a file or value is not valid text ({exc}); files the bridge reads must be UTF-8 (config: {config})"
+    if isinstance(exc, OSError):
+        name = exc.filename or "a file"
+        return scrub_text(
+            f"{name}: {exc.strerror or type(exc).__name__}. Check that the path exists, is the kind of file expected "
+            f"(not a folder) and that this user may read and write it (config: {config})"
+        )
+    return scrub_text(
+        f"unexpected {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'no detail'}. "
+        f"This is a bug in the bridge; run the command again with -vv and report what it logs (config: {config})"
+    )
+
 
 pass_env = click.make_pass_decorator(Env)
 

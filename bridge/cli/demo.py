@@ -63,40 +63,22 @@ def sandbox(port: int, seed: int, entries: int, today: Any, no_rate_limits: bool
 
 
 def client_totals(env: Env) -> list[dict[str, Any]]:
-    """Per portal client: hours to date, this week, billable share, open invoices - from the store."""
-    import datetime as dt
+    """Per portal client: hours to date, this week, billable share, open invoices.
 
-    import sqlalchemy as sa
+    Read from the one figures computation (bridge/figures.py), so these are the numbers
+    each client's portal shows, not a second count of the store."""
+    from bridge.figures import all_client_figures
+    from bridge.models import utcnow
 
-    from bridge.models import Invoice, TimeEntry
-
-    cfg = env.config
-    zone = cfg.agency.zone
-    today = dt.datetime.now(zone).date()
-    week_start = today - dt.timedelta(days=(today.weekday() - cfg.agency.week_start_index) % 7)
-    te, inv = TimeEntry.__table__, Invoice.__table__
     out = []
-    with env.store.engine.connect() as conn:
-        for client in cfg.clients:
-            cond = sa.or_(*[
-                sa.and_(te.c.source == src, te.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
-            ]) if client.sources else sa.false()
-            live = sa.and_(cond, te.c.is_deleted.is_(False))
-            total, billable, week = conn.execute(sa.select(
-                sa.func.coalesce(sa.func.sum(te.c.seconds), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((te.c.is_billable, te.c.seconds), else_=0)), 0),
-                sa.func.coalesce(sa.func.sum(sa.case((te.c.spent_date >= week_start, te.c.seconds), else_=0)), 0),
-            ).where(live)).one()
-            icond = sa.or_(*[
-                sa.and_(inv.c.source == src, inv.c.client_source_id.in_(ids)) for src, ids in client.sources.items()
-            ]) if client.sources else sa.false()
-            open_count = conn.execute(sa.select(sa.func.count()).where(
-                icond, inv.c.is_deleted.is_(False), inv.c.status.in_(["open", "partial", "overdue"]))).scalar_one()
-            out.append({
-                "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
-                "this_week": round(week / 3600, 2), "billable_pct": round(100 * billable / total) if total else 0,
-                "open_invoices": open_count,
-            })
+    for client, fig in zip(env.config.clients, all_client_figures(env.store, env.config, utcnow())):
+        total = fig.total_seconds
+        out.append({
+            "client": client.name, "sources": ", ".join(client.sources), "hours": round(total / 3600, 2),
+            "this_week": round(sum(fig.seconds_this_week_by_person.values()) / 3600, 2),
+            "billable_pct": round(100 * fig.billable_seconds / total) if total else 0,
+            "open_invoices": sum(1 for _inv, status in fig.invoices if status in ("open", "partial", "overdue")),
+        })
     return out
 
 
@@ -138,6 +120,7 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"Config: {cfg_path}\nStore:  {env.config.store.url}\n")
         ctx.obj = env
         ctx.invoke(sync)
+        _demo_verify(env)  # while the sandbox still answers
     except SystemExit as exc:
         if exc.code:
             raise click.ClickException("the demo sync failed; see the errors above") from None
@@ -151,6 +134,21 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
         click.echo(f"  {r['client'].ljust(width)}  {r['sources']:<11} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
                    f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
     _demo_publish(env, out)
+
+
+def _demo_verify(env: Env) -> None:
+    """The synced figures against each tracker's own reports (`bridge verify`): none may differ."""
+    from bridge.cli.verify import run_verify
+    from bridge.verify import report_lines
+
+    results = run_verify(env)
+    checked = sum(r.checked for r in results)
+    if all(r.ok for r in results):
+        click.echo(f"\nChecked against each tracker's own reports: {checked} figures, no difference.")
+        return
+    for line in report_lines(results):
+        click.echo(line, err=True)
+    raise click.ClickException("the demo's figures differ from the trackers' own reports; see the lines above")
 
 
 DEMO_HEADER = "# Written by `bridge demo`"

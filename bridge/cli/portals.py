@@ -178,13 +178,17 @@ def revoke(env: Env, client: str) -> None:
 @click.argument("client")
 @click.option("--to", "to", required=True, help="Recipient; must be one of the client's `contacts`.")
 @click.option("--dry-run", is_flag=True, help="Print the e-mail instead of sending it.")
+@click.option("--allow-local", is_flag=True, help="Send a file:// link anyway (the client shares this machine).")
 @pass_env
 @handle_errors
-def invite(env: Env, client: str, to: str, dry_run: bool) -> None:
+def invite(env: Env, client: str, to: str, dry_run: bool, allow_local: bool) -> None:
     """E-mail CLIENT's portal link to one of its contacts: link, expiry, what it shows, whom to ask.
 
-    Refuses addresses that are not in the client's `contacts`. SMTP settings come from
-    [smtp]; the login comes from the environment variables named there.
+    Refuses addresses that are not in the client's `contacts`, and file:// links (a
+    client cannot open a file on this machine) unless --allow-local. A passphrase
+    portal's mail says the passphrase comes separately; it never carries it. SMTP
+    settings come from [smtp] (`bridge mail --test` checks them); the login comes from
+    the environment variables named there.
 
     \b
     Example:
@@ -195,11 +199,15 @@ def invite(env: Env, client: str, to: str, dry_run: bool) -> None:
 
     smtp = env.config.smtp
     inv, message = invite_contact(env.store, env.config, client, to, compose=mail.invitation,
-                                  send=lambda m: mail.send_message(smtp, m), dry_run=dry_run)
+                                  send=lambda m: mail.send_message(smtp, m), dry_run=dry_run,
+                                  allow_local=allow_local)
     if dry_run:
         click.echo(f"To: {message['To']}\nSubject: {message['Subject']}\n")
         click.echo(message.get_body(("plain",)).get_content())
         click.echo(f"(dry run: nothing sent to {inv.to})", err=True)
+        if inv.url.startswith("file://") and not allow_local:
+            click.echo("warning: this link is a file on this machine; the client cannot open it, so sending it "
+                       "is refused without --allow-local", err=True)
     else:
         click.echo(f"{client}: invitation sent to {inv.to}")
 

@@ -117,13 +117,16 @@ def check_config(env: Env) -> None:
 @pass_env
 @handle_errors
 def check(env: Env, sources: tuple[str, ...]) -> None:
-    """Make the cheapest authenticated call to each source: are the credentials right?
+    """Check each source's credentials, say what the token may read, and find unknown client ids.
 
-    Then, for a source that configured clients name, lists its clients and reports every
-    configured client id it does not know, by client (a wrong id would otherwise publish an
-    empty portal). Exits 1 on a failed source or an unknown id.
+    Prints who the token belongs to, whether it sees rates, and each resource it may
+    not list with the permission that resource needs (a sync skips those and syncs the
+    rest). Then, for a source that configured clients name, lists its clients and reports
+    every configured client id it does not know, by client (a wrong id would otherwise
+    publish an empty portal). Exits 1 on a failed source or an unknown id.
     """
     from bridge.discovery import discover, unknown_ids
+    from bridge.permissions import describe, source_access
 
     failed = False
     make = wiring.connector_factory(env)
@@ -133,7 +136,7 @@ def check(env: Env, sources: tuple[str, ...]) -> None:
         try:
             conn = make(s)
             try:
-                conn.check()
+                access = source_access(conn)
                 problems = []
                 if any(s.name in c.sources for c in env.config.clients):
                     known = [c.id for c in discover(conn, s, env.config.agency.zone)]
@@ -146,6 +149,8 @@ def check(env: Env, sources: tuple[str, ...]) -> None:
                     click.echo(f"{s.name}: UNKNOWN ID - {line}", err=True)
             else:
                 click.echo(f"{s.name}: OK")
+            for line in describe(access):
+                click.echo(f"  {line}")
         except BridgeError as exc:
             failed = True
             click.echo(f"{s.name}: FAILED - {exc}", err=True)

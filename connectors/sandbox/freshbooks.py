@@ -27,7 +27,8 @@ exactly those.
 
 Mapping from the neutral agency: ids are kept; a person is an identity (`identity_id`); tasks
 are services; money is `{"amount": "1222.00", "code": "EUR"}`; durations integer seconds; a
-time entry starts at 09:00 agency time on its day (FreshBooks has no booking date); a running
+time entry starts on its day in the team member's zone (FreshBooks has no booking date) and
+carries `local_started_at`/`local_timezone` as recorded responses do; a running
 timer is `is_logged: false` + `timer.is_running` (listed only with include_unlogged=true) with
 duration 0; FreshBooks has no void invoices, so a void invoice is a deleted one (vis_state 1);
 hours budgets are seconds, a fixed-fee project's budget is its `fixed_price`, and budgets a
@@ -345,7 +346,7 @@ def users_me(request: Request, agency: Agency, state: FreshBooksState) -> Respon
             "id": 140901, "role": "owner", "unacknowledged_change": False,
             "business": {
                 "id": state.business_id, "business_uuid": _uuid("business", state.business_id), "name": agency.name,
-                "account_id": state.account_id, "date_format": "dd/mm/yyyy",
+                "account_id": state.account_id, "timezone": agency.timezone, "date_format": "dd/mm/yyyy",
                 "address": {"id": 76501, "street": "Hafenstraße 1", "city": "Hamburg", "province": "HH",
                             "country": "Germany", "postal_code": "20457"},
                 "phone_number": {"id": 666201, "phone_number": "+49 40 555 0100"}, "business_clients": [],
@@ -523,11 +524,25 @@ def projects(request: Request, agency: Agency, state: FreshBooksState, business_
 
 
 # ---- time entries ------------------------------------------------------------------------------
+def person_zone(e: Entry, agency: Agency) -> ZoneInfo:
+    person = agency.people.get(e.person_id)
+    return ZoneInfo(person.timezone if person is not None else agency.timezone)
+
+
 def started_at(e: Entry, agency: Agency) -> dt.datetime:
-    """FreshBooks keeps a start instant, not a day: 09:00 agency time on the entry's day."""
+    """FreshBooks keeps a start instant, not a day. The entry starts on its day in the team
+    member's own zone, between 07:00 and 18:00 (spread by id), so early and late work lies on
+    another UTC or agency day: a connector that takes the day from the UTC start in the
+    agency's zone books some of it a day off."""
     if e.is_running and e.timer_started_at is not None:
         return from_epoch(e.timer_started_at)
-    return dt.datetime.combine(e.spent_date, dt.time(9, 0), ZoneInfo(agency.timezone)).astimezone(UTC)
+    hour = 7 + e.id % 12
+    return dt.datetime.combine(e.spent_date, dt.time(hour, 0), person_zone(e, agency)).astimezone(UTC)
+
+
+def local_started_at(e: Entry, agency: Agency) -> str:
+    """Recorded shape: the team member's wall clock without offset, next to `local_timezone`."""
+    return started_at(e, agency).astimezone(person_zone(e, agency)).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def time_entry(e: Entry, agency: Agency, *, active: bool = True) -> dict[str, Any]:
@@ -538,6 +553,7 @@ def time_entry(e: Entry, agency: Agency, *, active: bool = True) -> dict[str, An
         start = f"{e.spent_date.year}-02-30T09:00:00Z"
     return {
         "id": e.id, "identity_id": e.person_id, "is_logged": not e.is_running, "started_at": start,
+        "local_started_at": local_started_at(e, agency), "local_timezone": person_zone(e, agency).key,
         "created_at": utc_z(e.created_at), "client_id": p.client_id, "project_id": p.id, "pending_client": None,
         "pending_project": None, "pending_task": None, "task_id": None, "service_id": e.task_id, "note": e.notes,
         "active": active, "billable": e.billable, "billed": e.invoice_id is not None, "internal": not p.is_billable,

@@ -48,6 +48,10 @@ class HarvestState(VersionCache):
     cursor_pagination: bool = False  # time entries page by opaque cursor, like Harvest's newer API
     hide_money_budgets: bool = False  # the token's user may not see money (cost_budget -> null)
     me_id: int | None = None  # the user behind the token; default the agency owner
+    # A second, valid token of a non-admin member (recorded from Harvest: /users/me answers,
+    # with is_admin and can_see_rates false; admin-only lists answer 403 "Not authorized!";
+    # rates come as null). Only this sandbox's member, not a full model of Harvest roles.
+    member_token: str = "hv-member-token-0000"
     caches: dict[Any, Any] = field(default_factory=dict)
 
 
@@ -71,12 +75,49 @@ def handle(request: Request, agency: Agency, state: HarvestState) -> Response:
     if auth.startswith("Bearer "):
         token = auth[len("Bearer "):].strip()
     account = request.header("Harvest-Account-Id") or request.arg("account_id")
-    if token != state.token or account != state.account_id:
+    member = bool(state.member_token) and token == state.member_token
+    if (token != state.token and not member) or account != state.account_id:
         return json_response(INVALID_TOKEN, 401)
+    if member:
+        return _as_member(request, agency, state)
     try:
         return ROUTES.handle(request, agency, state)
     except BadRequest as exc:
         return json_response({"message": str(exc)}, 422)
+
+
+MEMBER_FORBIDDEN = ("/clients", "/users", "/tasks", "/task_assignments", "/invoices", "/reports", "/projects")
+NOT_AUTHORIZED = {"message": "Not authorized!"}
+RATE_FIELDS = ("billable_rate", "cost_rate", "hourly_rate", "default_hourly_rate")
+
+
+def member_of(agency: Agency) -> Person:
+    return next(p for _, p in sorted(agency.people.items()) if p.is_active and not p.is_admin
+                and "Project manager" not in p.roles)
+
+
+def _as_member(request: Request, agency: Agency, state: HarvestState) -> Response:
+    path = request.path
+    if path == "/users/me":
+        return json_response({**user(member_of(agency)), "is_admin": False, "can_see_rates": False})
+    if any(path == p or path.startswith(p + "/") for p in MEMBER_FORBIDDEN):
+        return json_response(NOT_AUTHORIZED, 403)
+    try:
+        response = ROUTES.handle(request, agency, state)
+    except BadRequest as exc:
+        return json_response({"message": str(exc)}, 422)
+    if isinstance(response.body, dict):
+        response = Response(response.status, _without_rates(response.body), response.headers, response.content_type)
+    return response
+
+
+def _without_rates(value: Any) -> Any:
+    """A member who may not see rates gets them as null, wherever they sit."""
+    if isinstance(value, dict):
+        return {k: (None if k in RATE_FIELDS else _without_rates(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_rates(v) for v in value]
+    return value
 
 
 # ---- formatting ------------------------------------------------------------------------------
@@ -264,7 +305,7 @@ def user(person: Person) -> dict[str, Any]:
 @ROUTES.get("/users/me")
 def users_me(request: Request, agency: Agency, state: HarvestState) -> Response:
     person = agency.people[state.me_id] if state.me_id else agency.owner
-    return json_response(user(person))
+    return json_response({**user(person), "is_admin": person.is_admin, "can_see_rates": person.is_admin})
 
 
 @ROUTES.get("/users")
@@ -433,6 +474,7 @@ def task_assignments(request: Request, agency: Agency, state: HarvestState) -> R
 # ---- time entries ----------------------------------------------------------------------------
 LOCKED_INVOICED = "Item Invoiced and Approved and Locked for this Time Period"
 LOCKED_APPROVED = "Item Approved and Locked for this Time Period"
+LOCKED_INVOICED_ONLY = "Item Invoiced and Locked for this Time Period"  # recorded; not approval
 
 
 class _EntryRenderer:
@@ -468,7 +510,12 @@ class _EntryRenderer:
         spent = e.spent_date.isoformat()
         if malformed == "bad_date":
             spent = f"{e.spent_date.year}-02-30"
+        # e.is_locked is the agency's approval; invoicing locks too, which is not approval
         locked = e.is_locked or invoice is not None
+        if invoice is not None:
+            reason = LOCKED_INVOICED if e.is_locked else LOCKED_INVOICED_ONLY
+        else:
+            reason = LOCKED_APPROVED
         return {
             "id": e.id,
             "spent_date": spent,
@@ -485,8 +532,9 @@ class _EntryRenderer:
             "created_at": ts(e.created_at),
             "updated_at": ts(e.updated_at),
             "is_locked": locked,
-            "locked_reason": (LOCKED_INVOICED if invoice else LOCKED_APPROVED) if locked else None,
-            "is_closed": locked,
+            "locked_reason": reason if locked else None,
+            "is_closed": e.is_locked,
+            "approval_status": "approved" if e.is_locked else "unsubmitted",
             "is_billed": invoice is not None,
             "timer_started_at": ts(e.timer_started_at),
             "started_time": None,

@@ -160,12 +160,14 @@ def test_crossing_says_what_burn_and_run_out_and_links_the_portal(store: Store) 
     [a] = evaluate_alerts(store, _config(), NOW)
     assert (a.threshold, a.crossed, a.period, a.percent) == (75, (75,), "total", Decimal("80.0"))
     assert a.burn_per_week == Decimal("2.00")  # 8 h over the 4-week window
-    assert a.run_out_date == dt.date(2025, 3, 27)  # 2 h left at 2 h/week
+    # 2 h left at 2/7 h a day: the 7th day ends with nothing, the 6th with 2/7 h
+    assert a.run_out_date == dt.date(2025, 3, 26)
     text = a.text()
     assert "80.0% of the total budget" in text and "75% threshold" in text
-    assert "Used: 8.00 h of 10.00 h." in text
+    assert "Used: 8.00 h of 10.00 h; 2.00 h left." in text
     assert "Burn rate: 2.00 h per week" in text
-    assert "Projected run-out date: 2025-03-27." in text
+    assert "At the current pace 2025-03-26 is the last day with budget left." in text
+    assert "Status on the portal: Nearing budget." in text
     assert "Portal: https://portal.test/tok/index.html?sig=1" in text
     assert a.agency_to == ("ops@agency.test",) and a.client_to == ()
 
@@ -198,16 +200,71 @@ def test_deleted_entries_and_other_clients_do_not_count(store: Store) -> None:
     assert evaluate_alerts(store, _config(), NOW) == []
 
 
-def test_client_copy_of_a_money_budget_has_no_money_unless_rates_are_shown(store: Store) -> None:
+def test_client_copy_says_what_the_portal_shows_money_budgets_included(store: Store) -> None:
+    # the portal shows money budgets as totals whatever the rates policy, so the mail does too
     _seed(store, kind="money", budget_money="1000")
     _log(store, 8, amount="800")
     [a] = evaluate_alerts(store, _config(alert_client=True), NOW)
-    agency, client = a.text(), a.text(for_client=True)
-    assert "800.00 EUR of 1,000.00 EUR" in agency
-    assert "EUR" not in client and "800" not in client and "1,000" not in client
-    assert "80.0%" in client and "Burn rate: 2.00 h per week" in client
-    [shown] = evaluate_alerts(store, _config(alert_client=True, visibility={"rates": "shown"}), NOW)
-    assert "800.00 EUR of 1,000.00 EUR" in shown.text(for_client=True)
+    assert a.text() == a.text(for_client=True)
+    assert "Used: 800.00 EUR of 1,000.00 EUR; 200.00 EUR left." in a.text(for_client=True)
+    assert "Burn rate: 200.00 EUR per week" in a.text()
+
+
+def _internal(store: Store, hours: float, day: dt.date = dt.date(2025, 3, 18)) -> None:
+    store.upsert([TimeEntry.model_validate({
+        "source": "h", "source_id": f"i{next(_ids)}", "client_source_id": "10", "project_source_id": "500",
+        "spent_date": day, "seconds": int(hours * HOUR), "is_billable": True, "notes": "[internal] refactor",
+        "updated_at": NOW,
+    })])
+
+
+def test_hidden_work_counts_as_the_tracker_counts_and_the_mail_says_so_as_the_portal_does(store: Store) -> None:
+    from bridge.views import build_portal_view
+
+    _seed(store, budget_hours=40)
+    _log(store, 5.6)
+    _internal(store, 26.2)  # 31.8 of 40 h: 79.5 %
+    cfg = _config(alert_client=True)
+    [a] = evaluate_alerts(store, cfg, NOW)
+    assert (a.used, a.allocated, a.percent) == (Decimal("31.80"), Decimal("40.00"), Decimal("79.5"))
+    assert "Includes 26.2 h of internal work not itemized on the portal." in a.text(for_client=True)
+    view = build_portal_view(store, cfg, cfg.clients[0], now=NOW, previous_snapshot=None)
+    b = view.projects[0].budget
+    assert b is not None
+    assert (b.used, b.allocated, b.percent_consumed, b.left) == (a.used, a.allocated, a.percent, a.left)
+    assert b.unlisted_note == "Includes 26.2 h of internal work not itemized below."
+    assert view.total_hours == Decimal("5.60")  # the timesheet lists only the published 5.6 h
+    # the other rule, on request: budgets count the published work only, alerts too
+    published = _config(alert_client=True, budget_basis="published")
+    assert evaluate_alerts(store, published, NOW) == []  # 5.6 of 40 h
+    pv = build_portal_view(store, published, published.clients[0], now=NOW, previous_snapshot=None)
+    assert pv.projects[0].budget.used == Decimal("5.60") and pv.projects[0].budget.unlisted_note is None  # type: ignore[union-attr]
+
+
+def test_one_mail_per_client_however_many_sources_cross(store: Store) -> None:
+    cfg = parse_config({
+        "agency": {"timezone": "Europe/Berlin", "email": "ops@agency.test"},
+        "sources": [{"name": "h", "kind": "harvest"}, {"name": "p", "kind": "productive"}],
+        "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["10"], "p": ["70"]},
+                     "contacts": ["pm@acme.test"], "alert_client": True}],
+    })
+    _seed(store)
+    _log(store, 8)
+    store.upsert([Project.model_validate({"source": "p", "source_id": "900", "client_source_id": "70", "name": "App",
+                                          "budget_kind": "hours", "budget_period": "total", "budget_seconds": 4 * HOUR})])
+    store.upsert([TimeEntry.model_validate({"source": "p", "source_id": "pe1", "client_source_id": "70",
+                                            "project_source_id": "900", "spent_date": dt.date(2025, 3, 18),
+                                            "seconds": 4 * HOUR, "is_billable": True})])
+    sent: list[tuple[list[str], str, str]] = []
+    results = run_alerts(store, cfg, mail=lambda to, subject, text, html: sent.append((to, subject, text)),
+                         post=None, now=NOW)
+    assert sorted((r.alert.project_name, r.alert.threshold) for r in results) == [("App", 100), ("Website", 75)]
+    assert [to for to, _, _ in sent] == [["ops@agency.test"], ["pm@acme.test"]]
+    subject, text = sent[1][1], sent[1][2]
+    assert subject == "Budget alert: Acme: 2 budgets crossed a threshold"
+    assert "App (Acme) has used 100.0%" in text and "Website (Acme) has used 80.0%" in text
+    assert sent[0][2] == text  # the agency reads what the client reads
+    assert run_alerts(store, cfg, mail=lambda *a: sent.append(a), post=None, now=NOW) == []
 
 
 # --- delivering ----------------------------------------------------------------------------

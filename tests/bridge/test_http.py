@@ -143,9 +143,9 @@ def test_injected_transport_is_used() -> None:
 
 
 @pytest.mark.respx(base_url=BASE)
-def test_non_json_success_is_fatal(respx_mock) -> None:
+def test_non_json_success_fails_after_one_retry(respx_mock) -> None:
     respx_mock.get("/items").respond(200, text="<html>maintenance</html>")
-    with pytest.raises(FatalSourceError, match="not JSON"):
+    with pytest.raises(RetryableSourceError, match="not JSON"):
         client().get_json("items", resource="items")
 
 
@@ -224,13 +224,46 @@ def test_429_retry_after_is_what_we_sleep(respx_mock) -> None:
 
 
 @pytest.mark.respx(base_url=BASE)
-def test_retry_after_is_capped(respx_mock) -> None:
+def test_a_long_retry_after_is_honoured_up_to_the_configured_maximum(respx_mock) -> None:
     respx_mock.get("/items").mock(side_effect=[
-        httpx.Response(503, headers={"Retry-After": "3600"}), httpx.Response(200, json=[]),
+        httpx.Response(503, headers={"Retry-After": "500"}), httpx.Response(200, json=[]),
     ])
     slept: list[float] = []
-    client(slept).get_json("items")
-    assert slept == [60.0]
+    client(retry=RetryPolicy(attempts=3, max_wait_s=60.0, max_retry_after_s=600, sleep=slept.append)).get_json("items")
+    assert slept == [500.0]  # not cut to the backoff cap: the provider said 500 s
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_retry_after_beyond_the_maximum_stops_the_source_saying_when_it_resumes(respx_mock) -> None:
+    from bridge.errors import RateLimitedError
+
+    route = respx_mock.get("/items").respond(429, headers={"Retry-After": "3600"})
+    slept: list[float] = []
+    before = dt.datetime.now(dt.timezone.utc)
+    with pytest.raises(RateLimitedError) as info:
+        client(retry=RetryPolicy(attempts=3, max_retry_after_s=600, sleep=slept.append)).get_json("items", resource="items")
+    assert route.call_count == 1 and slept == []
+    resume_at = info.value.resume_at
+    assert dt.timedelta(minutes=59) < resume_at - before < dt.timedelta(minutes=61)
+    msg = str(info.value)
+    assert "60 min" in msg and "max_retry_after_seconds" in msg and f"{resume_at:%H:%M}" in msg
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_truncated_page_is_asked_for_once_more(respx_mock) -> None:
+    route = respx_mock.get("/items").mock(side_effect=[
+        httpx.Response(200, content=b'{"items": [1, 2'), httpx.Response(200, json={"items": [1, 2]}),
+    ])
+    assert client().get_json("items") == {"items": [1, 2]}
+    assert route.call_count == 2
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_page_truncated_twice_fails_the_source_after_one_retry(respx_mock) -> None:
+    route = respx_mock.get("/items").respond(200, content=b'{"items": [1, 2')
+    with pytest.raises(RetryableSourceError, match="not JSON"):
+        client().get_json("items", resource="items")
+    assert route.call_count == 2
 
 
 @pytest.mark.respx(base_url=BASE)

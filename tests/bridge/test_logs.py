@@ -32,8 +32,9 @@ def test_json_lines_carry_level_logger_and_message(capsys: pytest.CaptureFixture
     logging.getLogger("bridge.test").info("harvest: 3 records")
     line = capsys.readouterr().err.strip().splitlines()[-1]
     record = json.loads(line)
-    assert (record["level"], record["logger"], record["msg"]) == ("info", "bridge.test", "harvest: 3 records")
-    assert record["ts"].endswith("Z")
+    assert (record["level"], record["logger"], record["message"]) == ("info", "bridge.test", "harvest: 3 records")
+    assert record["event"] == "test.log"
+    assert record["timestamp"].endswith("Z")
 
 
 def test_token_looking_fragments_are_scrubbed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +63,23 @@ def test_a_verbose_sync_with_retries_never_logs_the_token(tmp_path: Path, monkey
     assert "retry" in logs  # the retries were logged ...
     for secret in env.values():
         assert secret not in logs and secret not in result.stdout  # ... without the token
-    for line in logs.splitlines():
-        if line.startswith("{"):
-            json.loads(line)
+    events = [json.loads(line) for line in logs.splitlines()]  # every line is one JSON object
+    for e in events:
+        assert {"timestamp", "level", "event", "message"} <= set(e), e
+    retries = [e for e in events if e["event"] == "http.retry"]
+    assert retries and all(e["source"] == "harvest" and e["attempt"] >= 1 for e in retries)
+    done = [e for e in events if e["event"] == "sync.resource"]
+    assert {e["resource"] for e in done} >= {"time_entries", "projects"}
+    assert all(isinstance(e["seconds"], float) and e["page"] >= 1 for e in done if e["records"])
+    [summary] = [e for e in events if e["event"] == "sync.source"]
+    assert summary["source"] == "harvest" and summary["status"] == "ok" and summary["requests"] > 0
+
+
+def test_json_mode_turns_every_stderr_line_into_json_even_errors(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["-c", str(tmp_path / "missing.toml"), "--log-format", "json", "sync"])
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines
+    for line in lines:
+        record = json.loads(line)
+        assert record["level"] == "error" and "missing.toml" in record["message"]

@@ -126,7 +126,7 @@ def test_hours_budget_used_left_and_percent() -> None:
     use = m.budget_use(es, kind="hours", period="total", budget_seconds=10 * 3600, budget_money=None,
                        currency=None, today=dt.date(2025, 3, 20))
     assert use is not None
-    assert (use.allocated, use.used, use.left, use.percent) == (D("10.00"), D("6.00"), D("4.00"), D("60.0"))
+    assert (use.allocated, use.used, use.left, use.percent) == (D("10"), D("6"), D("4"), D("60.0"))
     assert use.resets_on is None and use.period == "total"
 
 
@@ -196,10 +196,28 @@ def test_burn_rate_is_trailing_window_over_n_weeks() -> None:
     assert m.burn(es, today=today, weeks=2).hours_per_week == D("2.00")  # 03-07 .. 03-20: 4 h / 2
 
 
-def test_projection_is_today_plus_left_over_burn() -> None:
+def test_projection_is_the_last_day_that_still_ends_with_budget_left() -> None:
     today = dt.date(2025, 3, 20)
-    assert m.run_out_date(D("10"), D("2.5"), today) == today + dt.timedelta(days=28)
-    assert m.run_out_date(D("1"), D("7"), today) == today + dt.timedelta(days=1)
+    # 10 h left at 2.5 h/week = 28 days of work: day 28 ends with nothing, day 27 with 1/14 h
+    assert m.run_out_date(D("10"), D("2.5"), today) == today + dt.timedelta(days=27)
+    # 1 h left at 7 h/week (1 h a day): tomorrow uses it all, so today is the last day with some left
+    assert m.run_out_date(D("1"), D("7"), today) == today
+
+
+@pytest.mark.parametrize(
+    "left,per_week,days",
+    [
+        ("10", "35", 1),  # 5 h a day: tomorrow ends with 5 h, the day after with 0
+        ("10.01", "35", 2),  # a hair more than two days' work: the second day still ends with 0.01 h
+        ("9.99", "35", 1),  # a hair less: the second day ends below zero
+        ("0.01", "35", 0),  # almost nothing: today is the last day with budget left
+        ("5", "35", 0),  # exactly one day's work
+        ("10", str(D(70) / 3), 2),  # 10/3 h a day: 3 days exactly, despite 70/3 never being exact
+    ],
+)
+def test_projection_boundaries(left: str, per_week: str, days: int) -> None:
+    today = dt.date(2025, 12, 30)
+    assert m.run_out_date(D(left), D(per_week), today) == today + dt.timedelta(days=days)
 
 
 def test_zero_burn_or_nothing_left_gives_no_projection() -> None:
@@ -208,11 +226,16 @@ def test_zero_burn_or_nothing_left_gives_no_projection() -> None:
     assert m.run_out_date(D("0"), D("5"), today) is None
     assert m.run_out_date(D("-3"), D("5"), today) is None
     b = m.burn([entry(dt.date(2024, 1, 1), 8)], today=today, weeks=4)
-    assert b.per_week == 0
-    use = m.budget_use([entry(dt.date(2024, 1, 1), 8)], kind="hours", period="total", budget_seconds=36000,
-                       budget_money=None, currency=None, today=today)
-    assert use is not None
-    assert "no projection" in m.explain(use, b, None, None, "")
+    assert b.per_week == 0 and b.exact_per_week == 0
+
+
+def test_running_timers_count_in_no_budget_and_no_burn() -> None:
+    today = dt.date(2025, 3, 20)
+    es = [entry(dt.date(2025, 3, 18), 2), entry(dt.date(2025, 3, 20), 1.5, is_running=True)]
+    use = m.budget_use(es, kind="hours", period="total", budget_seconds=10 * 3600, budget_money=None,
+                       currency=None, today=today)
+    assert use is not None and use.used == D(2)
+    assert m.burn(es, today=today, weeks=1).seconds == 2 * 3600
 
 
 def test_money_burn_converts_at_the_window_amount() -> None:
@@ -224,21 +247,19 @@ def test_money_burn_converts_at_the_window_amount() -> None:
     ]
     b = m.burn(es, today=today, weeks=4, kind="money", currency="EUR")
     assert b.amount == D("800") and b.per_week == D("200.00") and b.hours_per_week == D("2.50")
-    # 1000 left at 200/week = 5 weeks = 35 days
-    assert m.run_out_date(D("1000"), b.per_week, today) == today + dt.timedelta(days=35)
+    # 1000 left at 200/week = 5 weeks = 35 days; day 35 ends with nothing left
+    assert m.run_out_date(D("1000"), b.exact_per_week, today) == today + dt.timedelta(days=34)
 
 
-def test_explanation_says_before_or_after_the_end_date() -> None:
+def test_burn_keeps_the_exact_rate_for_projections() -> None:
     today = dt.date(2025, 3, 20)
-    es = [entry(dt.date(2025, 3, 18), 10)]
-    use = m.budget_use(es, kind="hours", period="total", budget_seconds=20 * 3600, budget_money=None,
-                       currency=None, today=today)
-    assert use is not None
-    b = m.burn(es, today=today, weeks=4)
-    projected = m.run_out_date(use.left, b.per_week, today)
-    assert projected == today + dt.timedelta(days=28)
-    assert "before the project's end" in m.explain(use, b, projected, dt.date(2025, 5, 1), "")
-    assert "after the project's end" in m.explain(use, b, projected, dt.date(2025, 4, 1), "")
+    # 10 h over 3 weeks: 3.333… h/week, shown as 3.33
+    b = m.burn([entry(dt.date(2025, 3, 18), 10)], today=today, weeks=3)
+    assert b.per_week == D("3.33")
+    assert b.exact_per_week == D(10) / 3
+    # 20 h left: 20 / (10/21 h a day) = 42 days exactly -> day 41; the rounded 3.33 would say day 42
+    assert m.run_out_date(D(20), b.exact_per_week, today) == today + dt.timedelta(days=41)
+    assert m.run_out_date(D(20), b.per_week, today) == today + dt.timedelta(days=42)
 
 
 def test_weekly_series_buckets_by_calendar_week() -> None:

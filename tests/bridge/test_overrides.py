@@ -146,3 +146,14 @@ def test_unmatched_overrides_are_reported(store: Store) -> None:
     with store.session() as s:
         rows = list(s.exec(__import__("sqlmodel").select(Project)))
     assert unmatched(c.clients[0], rows) == ["fb:Nope"]
+
+
+def test_the_view_says_why_time_has_no_value_and_what_the_agency_can_set(store: Store) -> None:
+    seed(store)
+    c = cfg()
+    audit = projects(build_portal_view(store, c, c.clients[0], now=NOW, previous_snapshot=None))["Audit"]
+    assert audit.value_note == ("'Audit' is billed at the business rate, which the FreshBooks API does not give; "
+                                "the agency can set hourly_rate for the project in the bridge's [[clients.budgets]]")
+    c = cfg([{"project": "fb:300", "hourly_rate": 110}])
+    view = build_portal_view(store, c, c.clients[0], now=NOW, previous_snapshot=None)
+    assert all(p.value_note is None for p in view.projects)

@@ -61,7 +61,7 @@ def test_next_link_pager_walks_to_the_last_page(respx_mock) -> None:
     route = respx_mock.get("/rows").mock(side_effect=linked_api())
     out = list(NextLinkPager().pages(http(), "rows", {"per_page": 10}))
     assert [row for body, _ in out for row in body["rows"]] == ROWS
-    assert [nxt for _, nxt in out] == [f"{BASE}/rows?page=2&per_page=10", f"{BASE}/rows?page=3&per_page=10", None]
+    assert [nxt and json.loads(nxt)["next"] for _, nxt in out] == [f"{BASE}/rows?page=2&per_page=10", f"{BASE}/rows?page=3&per_page=10", None]
     assert route.call_count == 3
     assert route.calls[0].request.url.params["per_page"] == "10"
 
@@ -108,7 +108,7 @@ def test_next_link_pager_accepts_relative_and_default_port_links(respx_mock) -> 
     respx_mock.get("/rows").respond(json={"rows": [1], "links": {"next": "https://API.example.test:443/v2/rows?page=2"}})
     out = list(NextLinkPager().pages(http(), "rows", {}))
     assert [b["rows"] for b, _ in out] == [[1], [2], [3]]
-    assert out[1][1] == f"{BASE}/rows?page=3"  # a root-relative link resolves against the host, as RFC 3986 says
+    assert json.loads(out[1][1])["next"] == f"{BASE}/rows?page=3"  # a root-relative link resolves against the host, as RFC 3986 says
 
 
 @pytest.mark.respx(base_url=BASE)
@@ -172,3 +172,129 @@ def test_page_number_pager_max_pages_guard(respx_mock) -> None:
     respx_mock.get("/rows").mock(side_effect=endless)
     with pytest.raises(FatalSourceError, match="exceeded 4 pages"):
         list(PageNumberPager(max_pages=4).pages(http(), "rows", {}, resource="rows"))
+
+
+# --- listings that move under us ------------------------------------------------------------
+
+
+class MovingApi:
+    """Records with ids, paged by number or by next link, with the provider's total count.
+
+    `between` runs after each response: the test changes the listing there, as a provider
+    would between two of our requests.
+    """
+
+    def __init__(self, n: int = 23, size: int = 5, links: bool = False) -> None:
+        self.rows = [{"id": i} for i in range(1, n + 1)]
+        self.size, self.links = size, links
+        self.between: list = []
+        self.requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("page", "1"))
+        chunk = self.rows[(page - 1) * self.size: page * self.size]
+        pages = max(1, -(-len(self.rows) // self.size))
+        body: dict = {"rows": chunk, "total_entries": len(self.rows), "meta": {"pages": pages, "total": len(self.rows)}}
+        if self.links:
+            body["links"] = {"next": f"{BASE}/rows?page={page + 1}" if page < pages else None}
+        self.requests += 1
+        if self.between:
+            self.between.pop(0)(self)
+        return httpx.Response(200, json=body)
+
+
+def _ids(out) -> set[int]:
+    return {row["id"] for body, _ in out for row in body["rows"]}
+
+
+def _delete(*ids: int):
+    def go(api: MovingApi) -> None:
+        api.rows = [r for r in api.rows if r["id"] not in ids]
+    return go
+
+
+def _pagers():
+    return {
+        "numbers": (PageNumberPager(page_size=5, total_pages_path="meta.pages"), False),
+        "links": (NextLinkPager(), True),
+    }
+
+
+@pytest.mark.parametrize("style", ["numbers", "links"])
+@pytest.mark.respx(base_url=BASE)
+def test_a_deletion_before_our_position_is_read_around(respx_mock, style: str) -> None:
+    pager, links = _pagers()[style]
+    api = MovingApi(links=links)
+    api.between = [_delete(2)]  # after page 1: record 6 moves up into page 1's range
+    respx_mock.get("/rows").mock(side_effect=api)
+    out = list(pager.pages(http(), "rows", {}, resource="rows"))
+    assert _ids(out) == set(range(1, 24))  # 2 was read before it went; 6 was not skipped
+    assert api.requests == 5 + 2  # pages 1 and 2 read again: 1 holds record 6 now, 2 holds 11
+
+
+@pytest.mark.parametrize("style", ["numbers", "links"])
+@pytest.mark.respx(base_url=BASE)
+def test_a_deletion_while_killed_is_read_around_on_resume(respx_mock, style: str) -> None:
+    pager, links = _pagers()[style]
+    api = MovingApi(links=links)
+    respx_mock.get("/rows").mock(side_effect=api)
+    walk = pager.pages(http(), "rows", {}, resource="rows")
+    read = [next(walk), next(walk)]  # pages 1 and 2 committed; the process dies here
+    token = read[-1][1]
+    walk.close()
+    api.rows = [r for r in api.rows if r["id"] != 3]  # deleted while nothing ran
+    rest = list(pager.pages(http(), "rows", {}, resume=token, resource="rows"))
+    assert {11} <= _ids(rest)  # 11 moved into page 2's range; it is read again from there
+    assert _ids(read) | _ids(rest) == set(range(1, 24))
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_shift_larger_than_a_page_reads_the_listing_again_from_the_start(respx_mock) -> None:
+    pager, _ = _pagers()["numbers"]
+    api = MovingApi()
+    api.between = [lambda a: None, _delete(1, 2, 3, 4, 5, 6, 7)]  # after page 2: seven go
+    respx_mock.get("/rows").mock(side_effect=api)
+    out = list(pager.pages(http(), "rows", {}, resource="rows"))
+    assert _ids(out) == set(range(1, 24))
+    assert [json.loads(t) for _, t in out if t][2] == {"page": 1, "total": 16}  # the resume point goes back too
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_an_insert_before_our_position_is_noticed_by_a_repeated_first_id(respx_mock) -> None:
+    pager, _ = _pagers()["numbers"]
+    api = MovingApi()
+
+    def insert(a: MovingApi) -> None:
+        a.rows.insert(0, {"id": 100})
+        a.rows.pop()  # and one at the end goes: the count stays 23
+
+    api.between = [insert]
+    respx_mock.get("/rows").mock(side_effect=api)
+    out = list(pager.pages(http(), "rows", {}, resource="rows"))
+    assert _ids(out) == set(range(1, 23)) | {100}
+    assert api.requests == 5 + 2
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_listing_that_never_stops_moving_fails_the_source_without_moving_on(respx_mock) -> None:
+    from bridge.errors import RetryableSourceError
+
+    pager, _ = _pagers()["numbers"]
+    api = MovingApi(n=200)
+
+    def churn(a: MovingApi) -> None:
+        a.rows.append({"id": 1000 + a.requests})
+        a.between.append(churn)
+
+    api.between = [churn]
+    respx_mock.get("/rows").mock(side_effect=api)
+    with pytest.raises(RetryableSourceError, match="kept changing while it was read"):
+        list(pager.pages(http(), "rows", {}, resource="rows"))
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_a_bare_next_url_from_an_older_store_still_resumes(respx_mock) -> None:
+    api = MovingApi(links=True)
+    respx_mock.get("/rows").mock(side_effect=api)
+    out = list(NextLinkPager().pages(http(), "rows", {}, resume=f"{BASE}/rows?page=4", resource="rows"))
+    assert _ids(out) == set(range(16, 24))

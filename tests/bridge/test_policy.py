@@ -122,8 +122,31 @@ def test_internal_work_is_left_out_of_rows_and_totals(store_with_work: Store) ->
         assert secret not in text
     # public 2 + nonbill 1 + unapproved 3; never admin 4, prefixed 5, tagged 6
     assert view.total_hours == D("6.00")
-    assert view.projects[0].budget is not None and view.projects[0].budget.used == D("6.00")
+    # the budget counts as the tracker does: all 21 h, the 15 h not listed said so in numbers only
+    b = view.projects[0].budget
+    assert b is not None and b.used == D("21.00") and b.unlisted_hours == D("15.00")
+    assert b.unlisted_note == "Includes 15.0 h of internal work not itemized below."
     assert {r.description for r in view.timesheet} == {"Homepage", "Pairing", "Draft layouts"}
+
+
+def test_budget_basis_published_counts_only_the_listed_work(store_with_work: Store) -> None:
+    config = parse_config({
+        "sources": [{"name": "h", "kind": "harvest"}],
+        "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["c1"]}, "budget_basis": "published",
+                     "visibility": {"view": "realtime", "internal_tasks": ["Admin"], "non_billable": "shown"}}],
+    })
+    view = build_portal_view(store_with_work, config, config.clients[0], now=NOW, previous_snapshot=None)
+    b = view.projects[0].budget
+    assert b is not None and b.used == D("6.00") and b.unlisted_note is None and b.basis == "published"
+    assert view.budget_basis_note is not None and "only the work listed" in view.budget_basis_note
+
+
+def test_budget_basis_is_validated() -> None:
+    from bridge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"clients\[0\]\.budget_basis"):
+        parse_config({"sources": [{"name": "h", "kind": "harvest"}],
+                      "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["c1"]}, "budget_basis": "trackr"}]})
 
 
 def test_non_billable_hidden_drops_entries_and_totals(store_with_work: Store) -> None:

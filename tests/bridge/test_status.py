@@ -128,3 +128,23 @@ def test_rich_tables_for_a_terminal(store: Store) -> None:
     assert "Sources" in out and "Portals" in out
     assert "STALE" in out and "prod: HTTP 500 after 5 attempts" in out
     assert "expired 24h ago" in out
+
+
+def test_portals_show_the_budgets_to_watch_as_the_portal_shows_them(store: Store) -> None:
+    from decimal import Decimal
+
+    from bridge.models import Project
+
+    _seed(store)
+    # Acme's Website: 12 of 10 h (the entries above have no project and count nowhere)
+    store.upsert([Project.model_validate({"source": "harvest", "source_id": "p1", "client_source_id": "1", "name": "Website",
+                                          "budget_kind": "hours", "budget_period": "total", "budget_seconds": 36000})])
+    store.upsert([TimeEntry.model_validate({"source": "harvest", "source_id": "w1", "client_source_id": "1",
+                                            "project_source_id": "p1", "spent_date": dt.date(2025, 3, 18),
+                                            "seconds": 12 * 3600, "updated_at": NOW})])
+    st = collect_status(store, _cfg(), NOW)
+    acme = next(p for p in st.portals if p.key == "acme")
+    [b] = acme.budgets
+    assert (b.project, b.used, b.allocated, b.percent, b.level) == ("Website", Decimal("12.00"), Decimal("10.00"), Decimal("120.0"), "over")
+    assert "    budgets: Website 120.0% (12.00 of 10.00 h) Over budget" in status_lines(st)
+    assert st.as_dict()["portals"][0]["budgets"][0]["percent"] == "120.0"

@@ -57,9 +57,11 @@ def test_configured_rate_fills_only_a_gap() -> None:
     assert value_entry(entry(3600), project("service_rate"), DESIGN, fallback_rate=D("110")).amount == D("140.00")
 
 
-def test_service_without_rate_names_the_service() -> None:
+def test_service_without_rate_says_so_without_naming_it() -> None:
     v = value_entry(entry(3600), project("service_rate"), NO_RATE)
-    assert v.amount is None and "Internal Meeting" in v.missing
+    # the reason may reach the portal: it names the project, never a service or person
+    assert v.amount is None and "a service its time was logged on has no rate" in v.missing
+    assert "Internal Meeting" not in v.missing and "the agency can set" in v.missing
 
 
 def test_entry_rates_from_harvest_or_productive_are_taken_as_they_are() -> None:

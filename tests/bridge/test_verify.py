@@ -128,7 +128,7 @@ def test_money_differences_point_at_rates(seeded: Store) -> None:
 def test_unvalued_time_says_what_to_set(seeded: Store) -> None:
     # FreshBooks bills App by service rate and the service "Build" has none
     [d] = run(seeded, [fig("billable_amount", "300.00", "USD", source="fb")]).drift
-    assert d.store is None and "Build" in d.cause and "[[clients.budgets]]" in d.cause
+    assert d.store is None and "'App' is billed by service rate" in d.cause and "[[clients.budgets]]" in d.cause
 
 
 def test_invoice_differences(seeded: Store) -> None:
@@ -167,3 +167,40 @@ def test_nightly_reconcile_runs_verify_for_that_source_s_clients(store: Store, t
     finally:
         unregister_context(path)
     assert called == [{"acme"}]
+
+
+def test_an_override_naming_no_project_is_reported(seeded: Store) -> None:
+    config = parse_config({
+        "sources": [{"name": "h", "kind": "harvest"}],
+        "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["c1"]},
+                     "budgets": [{"project": "h:Websitee", "period": "month"}]}],
+    })
+    [result] = verify(seeded, config, lambda source, ids, today: [], now=NOW)
+    assert result.errors == ["budgets: 'h:Websitee' names no project of this client in the store; check the id or name "
+                             "in its [[clients.budgets]] entry (the override is not applied)"]
+
+
+def test_a_running_timer_s_value_is_explained_too(seeded: Store) -> None:
+    # the tracker values the running 0.75 h at 150 = 112.50 on top of 2100.00
+    [d] = run(seeded, [fig("billable_amount", "2212.50", "EUR")]).differences
+    assert d.explained and "running timer" in d.cause
+
+
+def test_reports_are_read_once_per_source_and_split_by_client(seeded: Store) -> None:
+    config = parse_config({
+        "sources": [{"name": "h", "kind": "harvest"}],
+        "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["c1"]}},
+                    {"key": "globex", "name": "Globex", "sources": {"h": ["c2"]}}],
+    })
+    calls: list[list[str]] = []
+
+    def fetch(source: str, ids: list[str], today: dt.date) -> list[TrackerFigure]:
+        calls.append(ids)
+        return [fig("hours_logged", "16.00", client_id="c1"), fig("hours_logged", "5.00", client_id="c2", project_id="p9")]
+
+    acme, globex = verify(seeded, config, fetch, now=NOW)
+    assert calls == [["c1", "c2"]]
+    assert (acme.checked, acme.ok) == (1, True)
+    # Globex's project is not in the store at all: the tracker's 5 h are missing from it
+    [d] = globex.drift
+    assert (d.subject, d.tracker, d.store) == ("project p9", D("5.00"), D("0.00"))

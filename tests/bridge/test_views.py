@@ -145,11 +145,13 @@ def test_project_budget_and_projection(agency: Store) -> None:
     b = web.budget
     assert web.budget_status == "visible" and b is not None
     assert (b.allocated, b.used, b.left) == (D("40.00"), D("5.00"), D("35.00"))
-    # 5 h in the last 4 weeks -> 1.25 h/week; 35 / 1.25 = 28 weeks = 196 days
+    # 5 h in the last 4 weeks -> 1.25 h/week; 35 / 1.25 = 28 weeks = 196 days: day 196 ends with
+    # nothing left, so day 195 is the last day with budget left
     assert b.burn_hours_per_week == D("1.25")
-    assert b.projected_run_out_date == TODAY + dt.timedelta(days=196)
+    assert b.projected_run_out_date == TODAY + dt.timedelta(days=195)
     assert b.runs_out_before_end is False and b.level == "ok"
     assert b.explanation
+    assert b.last_period_used is None  # a total budget has no "last month"
     assert web.hours_this_week == D("2.00") and web.hours_to_date == D("5.00")
     assert [(x.label, x.hours) for x in web.hours_by_task] == [("Design", D("5.00"))]
     assert web.burn_chart.projection[-1].on == b.projected_run_out_date
@@ -170,6 +172,19 @@ def test_over_budget_is_shown_as_such(agency: Store) -> None:
     assert b is not None
     assert b.is_over_budget and b.level == "over" and b.left == D("-1.00") and b.percent_consumed == D("125.0")
     assert b.projected_run_out_date is None
+
+
+def test_a_monthly_budget_knows_last_months_use(agency: Store) -> None:
+    """A retainer that overran last month (the portal's attention list uses it)."""
+    agency.upsert([Project.model_validate({"source": "h", "source_id": "p1", "client_source_id": "c1", "name": "Website",
+                                           "budget_kind": "hours", "budget_period": "monthly",
+                                           "budget_seconds": 10 * 3600})])
+    # February 2025: 6 + 5.5 = 11.5 h against 10 h; a January entry counts for January only
+    agency.upsert([te("m1", dt.date(2025, 2, 3), 6), te("m2", dt.date(2025, 2, 28), 5.5),
+                   te("m3", dt.date(2025, 1, 31), 8)])
+    b = build(agency, cfg()).projects[0].budget
+    assert b is not None and b.period == "monthly"
+    assert (b.used, b.last_period_used, b.last_period_allocated) == (D("5.00"), D("11.50"), D("10.00"))
 
 
 def test_invoices_status_derived_and_drafts_left_out(agency: Store) -> None:

@@ -1,7 +1,8 @@
 """One contract for every connector, over real HTTP to the sandbox.
 
 Part one: the same generated agency, read through each provider's API, yields the same
-normalized figures per client. Part two: every connector passes the same checks -
+normalized figures per client, and the same client-facing figures (budgets, billable
+value, unbilled time, invoices) from bridge/figures.py. Part two: every connector passes the same checks -
 pagination to the last page, incremental edits and backdated entries, deletions, 429s
 with and without Retry-After, 5xx, timeouts, a malformed record, a bad credential.
 """
@@ -16,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from bridge.config import parse_config
 from bridge.connector import Context
@@ -253,3 +253,57 @@ def test_bad_credentials_give_a_clear_error_without_the_secret(sandbox: Sandbox,
     for var in h.env:
         assert "wrong-" + var.lower() not in report.error
     assert not h.slept  # an auth failure is never retried
+
+
+# --- the figures a client sees, through every provider ------------------------------------
+
+
+def _client_figures(h: Harness, provider: str) -> dict[str, Any]:
+    """Per agency client: each budget's use, billable value, unbilled time and invoices,
+    from the one figures computation the portal, exports and alerts read."""
+    from bridge.figures import client_figures
+    from connectors.sandbox.demo import client_id
+
+    agency = h.box.agency
+    clients = []
+    for cid, client in sorted(agency.clients.items()):
+        entry: dict[str, Any] = {"key": f"c{cid}", "name": client.name, "sources": {provider: [client_id(provider, cid)]},
+                                 "visibility": {"invoices": "shown"}}
+        if provider == "freshbooks":
+            # FreshBooks has no monthly budgets and no money budget on an hourly project:
+            # the agency says so in the config, as the README tells it to
+            entry["budgets"] = [
+                {"project": f"freshbooks:{p.name}", "period": "month" if p.budget_is_monthly else "total",
+                 **({"kind": "money", "amount": str(p.budget)} if p.budget_kind == "money" and not p.is_fixed_fee else {})}
+                for p in agency.projects.values() if p.client_id == cid and p.budget_kind is not None
+            ]
+        clients.append(entry)
+    cfg = parse_config({"agency": {"timezone": agency.timezone}, "sources": [h.config.sources[0].model_dump(exclude_none=True)],
+                        "clients": clients})
+    now = dt.datetime.combine(TODAY, dt.time(12), dt.timezone.utc)
+    out = {}
+    for cc in cfg.clients:
+        fig = client_figures(h.store, cfg, cc, now)
+        out[cc.name] = {
+            "budgets": {p.project.name: (p.budget_status, p.budget.kind, p.budget.period, p.budget.used, p.budget.percent, p.budget.level)
+                        if p.budget else (p.budget_status,) for p in fig.projects},
+            "value": fig.amounts,
+            "unbilled": (fig.unbilled_seconds, fig.unbilled_amounts),
+            "invoices": sorted((i.number or "", i.currency, Decimal(i.amount), Decimal(i.due_amount), s) for i, s in fig.invoices),
+            "hours": (fig.total_seconds, fig.billable_seconds),
+        }
+    return out
+
+
+def test_every_provider_gives_the_same_client_figures(sandbox: Sandbox, tmp_path: Path) -> None:
+    results = {}
+    for provider in PROVIDERS:
+        h = Harness(sandbox, provider, tmp_path)
+        assert h.sync().status == "ok"
+        results[provider] = _client_figures(h, provider)
+    base = results["harvest"]
+    assert any(b[0] == "visible" for c in base.values() for b in c["budgets"].values())
+    for provider, got in results.items():
+        for client, fig in base.items():
+            for key in ("budgets", "value", "unbilled", "invoices", "hours"):
+                assert got[client][key] == fig[key], (provider, client, key)

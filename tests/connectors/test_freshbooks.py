@@ -104,9 +104,47 @@ def test_project_hours_budget_is_seconds_and_rate_kept() -> None:
     assert p.updated_at == dt.datetime(2025, 3, 5, 11, 2, 19, tzinfo=UTC)  # no "Z" on the wire: UTC
 
 
-def test_fixed_price_project_has_money_budget() -> None:
+def test_fixed_price_project_keeps_its_money_and_its_time_budget() -> None:
+    # recorded: a fixed-price project can also carry a time budget (here 288000 s = 80 h)
     p = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602003), CTX)
-    assert (p.budget_kind, p.budget_money, p.fee, p.budget_seconds) == ("money", Decimal("12000.00"), Decimal("12000.00"), None)
+    assert (p.budget_kind, p.budget_money, p.fee, p.budget_seconds) == ("hours", Decimal("12000.00"), Decimal("12000.00"), 288000)
+    only_money = RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602003, budget=None), CTX)
+    assert (only_money.budget_kind, only_money.budget_money, only_money.budget_seconds) == ("money", Decimal("12000.00"), None)
+
+
+@pytest.mark.parametrize(("budget", "unit", "seconds"), [
+    (21600, "auto", 21600),       # an SDK fixture: integer seconds (6 h)
+    ("50.00", "auto", 180000),    # another SDK: a decimal string, hours (50 h)
+    ("50.00", "seconds", 50),     # forced by the source's budget_unit
+    (50, "hours", 180000),
+    ("21600", "seconds", 21600),
+    (0, "auto", None),            # zero is no budget
+    ("0.00", "auto", None),
+    ("", "auto", None),
+    (None, "auto", None),
+])
+def test_budget_unit_follows_the_wire_type_unless_configured(budget: Any, unit: str, seconds: Any) -> None:
+    import functools
+
+    from connectors.freshbooks import _project
+
+    normalize = functools.partial(_project, budget_unit=unit)
+    p = normalize(one("projects_page1.json", "projects", 602001, budget=budget), CTX)
+    assert p.budget_seconds == seconds
+    assert p.budget_kind == ("hours" if seconds else None)
+
+
+def test_budget_unit_setting_reaches_the_connector(env: None, store: Store) -> None:
+    conn = make(store, source=source(budget_unit="hours"))
+    p = conn.resources["projects"].normalize(one("projects_page1.json", "projects", 602001, budget=2), CTX)
+    assert p.budget_seconds == 7200
+
+
+def test_negative_or_boolean_budget_is_a_record_error() -> None:
+    for bad in (-3600, True):
+        with pytest.raises(RecordError) as err:
+            RESOURCES["projects"].normalize(one("projects_page1.json", "projects", 602001, budget=bad), CTX)
+        assert err.value.field == "budget"
 
 
 def test_project_without_budget_and_completed_project() -> None:
@@ -156,10 +194,58 @@ def test_stopped_unlogged_entry_is_not_running() -> None:
     assert e.is_running is False
 
 
-def test_spent_date_is_the_start_day_in_the_agency_zone() -> None:
-    late = entry(419006, started_at="2025-03-17T23:30:00Z")
-    assert RESOURCES["time_entries"].normalize(late, CTX).spent_date == dt.date(2025, 3, 18)  # 00:30 in Berlin
-    assert RESOURCES["time_entries"].normalize(late, Context("fb", ZoneInfo("UTC"))).spent_date == dt.date(2025, 3, 17)
+def day_of(raw: dict[str, Any], agency_zone: str) -> dt.date:
+    return RESOURCES["time_entries"].normalize(raw, Context("fb", ZoneInfo(agency_zone))).spent_date
+
+
+def test_spent_date_without_local_fields_is_the_start_day_in_the_agency_zone() -> None:
+    late = {k: v for k, v in entry(419006, started_at="2025-03-17T23:30:00Z").items()
+            if k not in ("local_started_at", "local_timezone")}
+    assert day_of(late, "Europe/Berlin") == dt.date(2025, 3, 18)  # 00:30 in Berlin
+    assert day_of(late, "UTC") == dt.date(2025, 3, 17)
+
+
+# A New York team member works 18:30-20:00 on Monday 17 March (22:30Z): an agency in Tokyo
+# (east of its team) must still book it on the 17th, not on Tuesday morning Tokyo time.
+EVENING_NY = {"started_at": "2025-03-17T22:30:00Z", "local_started_at": "2025-03-17T18:30:00",
+              "local_timezone": "America/New_York"}
+# A Berlin team member starts at 00:30 on Tuesday 18 March (23:30Z on the 17th): an agency in
+# Los Angeles (west of its team) must book it on the 18th, not on Monday afternoon LA time.
+AFTER_MIDNIGHT_BERLIN = {"started_at": "2025-03-17T23:30:00Z", "local_started_at": "2025-03-18T00:30:00",
+                         "local_timezone": "Europe/Berlin"}
+
+
+@pytest.mark.parametrize(("fields", "agency_zone", "day"), [
+    (EVENING_NY, "Asia/Tokyo", dt.date(2025, 3, 17)),
+    (EVENING_NY, "America/New_York", dt.date(2025, 3, 17)),
+    (AFTER_MIDNIGHT_BERLIN, "America/Los_Angeles", dt.date(2025, 3, 18)),
+    (AFTER_MIDNIGHT_BERLIN, "Pacific/Honolulu", dt.date(2025, 3, 18)),
+    (AFTER_MIDNIGHT_BERLIN, "Asia/Tokyo", dt.date(2025, 3, 18)),
+])
+def test_spent_date_is_the_team_members_local_day_for_an_agency_east_or_west(fields: dict, agency_zone: str, day: dt.date) -> None:
+    assert day_of(entry(419006, **fields), agency_zone) == day
+
+
+def test_spent_date_from_local_timezone_alone() -> None:
+    raw = {k: v for k, v in entry(419006, **EVENING_NY).items() if k != "local_started_at"}
+    assert day_of(raw, "Asia/Tokyo") == dt.date(2025, 3, 17)
+
+
+def test_every_fixture_entry_is_booked_on_its_local_day_in_any_agency_zone() -> None:
+    raws = rows("time_entries_page1.json", "time_entries") + rows("time_entries_page2.json", "time_entries")
+    for zone in ("Asia/Tokyo", "Pacific/Auckland", "America/Los_Angeles", "Europe/Berlin"):
+        for raw in raws:
+            assert day_of(raw, zone) == dt.date.fromisoformat(raw["local_started_at"][:10]), (zone, raw["id"])
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"local_started_at": "yesterday evening"}, "local_started_at"),
+    ({"local_started_at": None, "local_timezone": "Mars/Olympus_Mons"}, "local_timezone"),
+])
+def test_bad_local_fields_are_record_errors(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(RecordError) as err:
+        RESOURCES["time_entries"].normalize(entry(419006, **change), CTX)
+    assert err.value.field == field
 
 
 @pytest.mark.parametrize("change, field", [
@@ -631,9 +717,24 @@ def test_403_is_an_auth_error_with_advice(env: None, store: Store) -> None:
         mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
         mock.get(f"{BASE}/accounting/account/{ACCOUNT}/users/clients").mock(
             return_value=httpx.Response(403, json=fixture_json("freshbooks", "errors.json")["403_forbidden"]["body"]))
+        # users/me refused as well: the token itself is the problem, not one permission
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(403, json={"message": "forbidden"}))
         with pytest.raises(AuthError, match="re-authorize") as err:
             list(make(store).pages("clients", None))
     assert "at-1-abcdef" not in str(err.value)
+
+
+def test_403_on_one_resource_after_a_working_users_me_is_not_permitted(env: None, store: Store) -> None:
+    from bridge.errors import NotPermitted
+
+    with respx.mock() as mock:
+        mock.post(TOKEN_URL).mock(side_effect=TokenServer([]))
+        mock.get(f"{BASE}/accounting/account/{ACCOUNT}/invoices/invoices").mock(
+            return_value=httpx.Response(403, json=fixture_json("freshbooks", "errors.json")["403_forbidden"]["body"]))
+        mock.get(f"{BASE}/auth/api/v1/users/me").mock(return_value=httpx.Response(200, json=fixture_json("freshbooks", "users_me.json")))
+        with pytest.raises(NotPermitted, match="may not read invoices") as err:
+            list(make(store).pages("invoices", None))
+    assert "at-1-abcdef" not in str(err.value) and err.value.resource == "invoices"
 
 
 def test_missing_app_credentials_fail_before_any_request(env: None, monkeypatch: pytest.MonkeyPatch) -> None:

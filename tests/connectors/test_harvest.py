@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -266,9 +267,10 @@ def test_time_entry_invoiced() -> None:
     assert (t2.invoice_source_id, t2.billable_amount, t2.seconds) == ("40100003", Decimal("385.00"), 9900)
 
 
-def test_time_entry_amount_rounds_half_up_to_cents() -> None:
+def test_time_entry_amount_is_kept_exact_not_rounded_to_cents() -> None:
+    # money is summed first and rounded once, for display (issue 10): 0.125 h x 100.10 = 12.5125
     t = RESOURCES["time_entries"].normalize(entry(hours=0.125, billable_rate=100.1), CTX)
-    assert t.billable_amount == Decimal("12.51")  # 12.5125
+    assert t.billable_amount == Decimal("12.5125")
     assert t.seconds == 450
 
 
@@ -380,12 +382,13 @@ def test_payments_are_asked_for_only_on_invoices_with_something_paid() -> None:
 @pytest.mark.respx(base_url=BASE)
 def test_pages_follow_links_next_to_the_last_page(respx_mock, make) -> None:
     p1, p2 = fixture_json("harvest", "time_entries_page1.json"), fixture_json("harvest", "time_entries_page2.json")
-    second = respx_mock.get("/time_entries", params={"page": "2"}).respond(json=p2)
+    second = respx_mock.get("/time_entries", params={"ref": "next_cursor"}).respond(json=p2)
     first = respx_mock.get("/time_entries", params={"per_page": "2000"}).respond(json=p1)
     conn = make()
     pages = list(conn.pages("time_entries", None))
     assert [len(p.items) for p in pages] == [6, 3]
-    assert pages[0].resume == p1["links"]["next"] and pages[1].resume is None
+    # the resume token holds the next link verbatim (and the listing's count, to notice a shift)
+    assert json.loads(pages[0].resume)["next"] == p1["links"]["next"] and pages[1].resume is None
     assert str(second.calls.last.request.url) == p1["links"]["next"]
     assert "updated_since" not in first.calls.last.request.url.params
     assert conn.requests == 2
@@ -529,7 +532,7 @@ def test_payments_need_a_parent_id(make) -> None:
 @pytest.mark.respx(base_url=BASE)
 def test_ids_of_time_entries_list_the_window_on_all_pages(respx_mock, make) -> None:
     p1, p2 = fixture_json("harvest", "time_entries_page1.json"), fixture_json("harvest", "time_entries_page2.json")
-    respx_mock.get("/time_entries", params={"page": "2"}).respond(json=p2)
+    respx_mock.get("/time_entries", params={"ref": "next_cursor"}).respond(json=p2)
     first = respx_mock.get("/time_entries", params={"from": "2025-02-01"}).respond(json=p1)
     ids = list(make().ids("time_entries", dt.date(2025, 2, 1)))
     assert len(ids) == 9 and "2101000001" in ids and "2101000009" in ids
@@ -637,7 +640,7 @@ def test_sync_source_fills_the_store_with_the_minimum_of_requests(respx_mock, ma
                        ("/invoices", "invoices")]:
         respx_mock.get(path).respond(json=fixture_json("harvest", f"{name}_page1.json"))
     respx_mock.get("/task_assignments").respond(json=page([], "task_assignments"))
-    respx_mock.get("/time_entries", params={"page": "2"}).respond(json=fixture_json("harvest", "time_entries_page2.json"))
+    respx_mock.get("/time_entries", params={"ref": "next_cursor"}).respond(json=fixture_json("harvest", "time_entries_page2.json"))
     respx_mock.get("/time_entries").respond(json=p1)
     for inv in ("40100001", "40100003"):
         respx_mock.get(f"/invoices/{inv}/payments").respond(
@@ -658,3 +661,75 @@ def test_sync_source_fills_the_store_with_the_minimum_of_requests(respx_mock, ma
 
 def conn_source() -> SourceConfig:
     return SourceConfig(name="harvest-eu", kind="harvest", account_id="987654", token_env="HARVEST_TOKEN")
+
+
+# --- a valid token without every permission (recorded: non-admin user) ----------------------
+
+NOT_AUTHORIZED = {"message": "Not authorized!"}
+ME_MEMBER = {
+    "id": 3101002, "first_name": "Bob", "last_name": "Okafor", "email": "bob@example.com",
+    "is_admin": False, "can_see_rates": False, "access_roles": ["member"],
+}
+
+
+def _serve_member(respx_mock, forbidden: tuple[str, ...]) -> None:
+    respx_mock.get("/users/me").respond(json=ME_MEMBER)
+    for path, name in [("/clients", "clients"), ("/projects", "projects"), ("/users", "users"), ("/tasks", "tasks"),
+                       ("/invoices", "invoices")]:
+        if path.strip("/") in forbidden:
+            respx_mock.get(path).respond(403, json=NOT_AUTHORIZED)
+        else:
+            respx_mock.get(path).respond(json=fixture_json("harvest", f"{name}_page1.json"))
+    for path in ("/task_assignments",):
+        respx_mock.get(path).respond(json=page([], "task_assignments"))
+    respx_mock.get("/time_entries", params={"ref": "next_cursor"}).respond(json=fixture_json("harvest", "time_entries_page2.json"))
+    respx_mock.get("/time_entries").respond(json=fixture_json("harvest", "time_entries_page1.json"))
+    for inv in ("40100001", "40100003"):
+        respx_mock.get(f"/invoices/{inv}/payments").respond(
+            json=fixture_json("harvest", f"invoice_payments_inv{inv}_page1.json")
+        )
+
+
+@pytest.mark.respx(base_url=BASE, assert_all_called=False)
+def test_403_after_a_working_identity_skips_that_resource_and_syncs_the_rest(respx_mock, make, store) -> None:
+    from bridge.sync import sync_source
+
+    _serve_member(respx_mock, forbidden=("clients", "invoices"))
+    conn = make()
+    report = sync_source(conn, store, conn_source(), ctx=Context(source="harvest-eu", tz=BERLIN, today=TODAY))
+    assert report.status == "ok", report.error
+    assert set(report.not_permitted) == {"clients", "invoices"}
+    msg = report.not_permitted["clients"]
+    assert "may not read clients (HTTP 403)" in msg and "Manager with permission to create and edit clients" in msg
+    assert "Bob Okafor" in msg and "member" in msg and TOKEN not in msg
+    assert "check the token" not in msg.lower()
+    counts = store.counts("harvest-eu")
+    assert (counts["clients"], counts["invoices"], counts["payments"]) == (0, 0, 0)
+    assert (counts["projects"], counts["time_entries"]) == (4, 9)
+    # the skipped resources keep no cursor; the others have one
+    assert store.cursor("harvest-eu", "clients") is None and store.cursor("harvest-eu", "invoices") is None
+    assert store.cursor("harvest-eu", "time_entries").value is not None
+    assert "may not read clients" in (report.error or "")
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_403_with_a_refused_identity_is_still_a_credentials_error(respx_mock, make) -> None:
+    respx_mock.get("/users/me").respond(401, json={"error": "invalid_token"})
+    respx_mock.get("/clients").respond(403, json=NOT_AUTHORIZED)
+    with pytest.raises(AuthError) as info:
+        list(make().pages("clients", None))
+    assert "HARVEST_TOKEN" in str(info.value)
+
+
+@pytest.mark.respx(base_url=BASE, assert_all_called=False)
+def test_access_reports_roles_rates_and_what_the_token_may_read(respx_mock, make) -> None:
+    _serve_member(respx_mock, forbidden=("clients", "invoices", "users"))
+    access = make().access()
+    assert access.who == "Bob Okafor"
+    assert dict(access.facts) == {"is_admin": False, "can_see_rates": False, "access_roles": ["member"]}
+    assert access.rates_visible is False
+    assert dict(access.readable) == {
+        "clients": False, "projects": True, "people": False, "tasks": True, "task_assignments": True,
+        "time_entries": True, "invoices": False, "payments": False,
+    }
+    assert "create and edit invoices" in access.advice["payments"] and "projects" not in access.advice

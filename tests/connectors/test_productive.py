@@ -390,7 +390,7 @@ def test_pages_run_to_the_last_page_and_resolve_includes(respx_mock, make) -> No
     conn = make()
     pages = list(conn.pages("time_entries", None))
     assert [len(p.items) for p in pages] == [6, 3]
-    assert json.loads(pages[0].resume) == {"page": 2} and pages[1].resume is None
+    assert json.loads(pages[0].resume)["page"] == 2 and pages[1].resume is None
     params = route.calls[0].request.url.params
     assert params["page[size]"] == "200" and params["page[number]"] == "1"
     assert params["include"] == "person,service,service.deal,service.deal.project,service.deal.company"
@@ -472,8 +472,20 @@ def test_401_is_auth_error_with_advice_and_no_token(respx_mock, make) -> None:
 def test_403_is_auth_error(respx_mock, make) -> None:
     err = body("errors.json")["403_forbidden"]
     respx_mock.get("/invoices").respond(403, json=err["body"])
+    respx_mock.get("/people").respond(403, json=err["body"])  # wrong organization: everything refused
     with pytest.raises(AuthError, match="403"):
         list(make().pages("invoices", None))
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_403_on_invoices_with_a_working_token_skips_only_invoices(respx_mock, make) -> None:
+    from bridge.errors import NotPermitted
+
+    respx_mock.get("/invoices").respond(403, json=body("errors.json")["403_forbidden"]["body"])
+    respx_mock.get("/people").respond(json=body("users_page1.json"))
+    with pytest.raises(NotPermitted, match="may not read invoices.*Roles and permissions") as info:
+        list(make().pages("invoices", None))
+    assert TOKEN not in str(info.value)
 
 
 @pytest.mark.respx(base_url=BASE)

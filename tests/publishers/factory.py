@@ -98,6 +98,7 @@ def budget(allocated: str, used: str, *, kind: str = "hours", period: str = "tot
         burn_per_week=Decimal("12.5"), burn_hours_per_week=Decimal("12.5"), burn_window_weeks=4,
         projected_run_out_date=dt.date(2025, 5, 2) if u < a else None,
         runs_out_before_end=True if u < a else None,
+        at_risk=u < a,  # as bridge/figures.py decides: the projection ends before the project does
         explanation="Burn rate is the average use per week over the last 4 full weeks; "
                     "the projection assumes that pace continues.",
     )

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from publishers.render import render_portal
+from publishers.render import timesheet_rows as render_rows
 from tests.conftest import skip_or_fail
 from tests.publishers.factory import PEOPLE, make_view, link
 
@@ -270,18 +271,20 @@ def test_show_earlier_weeks_lists_the_rest_in_order(browser: str, tmp_path: Path
 
 
 def test_the_script_writes_the_same_ask_links_as_the_server(browser: str, tmp_path: Path) -> None:
+    import html as html_lib
     from urllib.parse import unquote
 
     index, view = _write_portal(tmp_path, n=30)
-    html = index.read_text()
-    server = re.findall(r'<td class="ask"><a href="([^"]+)"', html)
+    page = index.read_text()
+    server = [(unquote(html_lib.unescape(h)), html_lib.unescape(label)) for h, label in
+              re.findall(r'<td class="ask"><a href="([^"]+)" aria-label="([^"]+)"', page)]
     cdp = open_page(browser, index.as_uri(), 1280)
     try:
-        script = cdp.eval("[...document.querySelectorAll('#timesheet td.ask a')].map(a => a.getAttribute('href'))")
-        assert len(script) == 30
-        import html as html_lib
-
-        assert [unquote(h) for h in script] == [unquote(html_lib.unescape(h)) for h in server[:30]]
+        script = cdp.eval("[...document.querySelectorAll('#timesheet td.ask a')]"
+                          ".map(a => [decodeURIComponent(a.getAttribute('href')), a.getAttribute('aria-label')])")
+        assert [tuple(x) for x in script] == server[:30] and len(script) == 30
+        first = render_rows(view)[0]
+        assert script[0][1] == f"Ask about this entry: 20 Mar 2025, {first.task or first.project}, {first.hours:,.2f} h"
     finally:
         cdp.close()
 
@@ -457,7 +460,7 @@ def check_layout(facts: dict[str, Any], width: int) -> None:
     assert facts["targetsExist"]
     if width < 600:  # wide tables as stacked cards
         assert facts["invoiceRowDisplay"] in (None, "flex")
-        assert facts["timesheetRowDisplay"] in (None, "flex") and not facts["theadShown"]
+        assert facts["timesheetRowDisplay"] in (None, "block") and not facts["theadShown"]
     else:
         assert facts["invoiceRowDisplay"] in (None, "table-row")
         assert facts["timesheetRowDisplay"] in (None, "table-row")

@@ -44,6 +44,8 @@ def test_demo_syncs_all_three_trackers_and_renders_every_portal(demo: tuple[Path
     for source in ("harvest", "freshbooks", "productive"):
         assert re.search(rf"^{source}: ok - \d+ new", output, re.M), output
     assert "Per-client totals from the store:" in output
+    # `bridge verify` over the same sandbox: the store agrees with every tracker's own reports
+    assert re.search(r"^Checked against each tracker's own reports: \d+ figures, no difference\.$", output, re.M), output
     portals = re.findall(r"file://(\S+/index\.html)", output)
     assert len(portals) == 4
     assert all(Path(p).exists() for p in portals)

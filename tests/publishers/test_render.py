@@ -106,7 +106,7 @@ def test_attention_comes_first_and_links_to_the_details() -> None:
     hrefs = re.findall(r'<li class="alert( bad)?"><a href="#([\w-]+)">', attention)
     assert hrefs == [(" bad", "project-2"), ("", "project-1"), ("", "changes")]
     assert "Support retainer is over budget</strong> by 3.25 h (108.1% used this month)" in attention
-    assert "runs out around 2 May 2025, before the project ends" in attention
+    assert "2 May 2025 is the last day with budget left, before the project ends" in attention
     for _, target in hrefs:
         assert f'id="{target}"' in html
     assert attention.index("Support retainer") < attention.index("Website relaunch")
@@ -147,7 +147,7 @@ def test_a_retainer_that_overran_last_month_needs_attention() -> None:
 def test_nothing_needs_attention_is_one_line() -> None:
     view = make_view(change=False, invoices=False)
     view = dataclasses.replace(view, projects=(dataclasses.replace(
-        view.projects[0], budget=dataclasses.replace(factory.budget("200", "20"), runs_out_before_end=False)),))
+        view.projects[0], budget=dataclasses.replace(factory.budget("200", "20"), runs_out_before_end=False, at_risk=False)),))
     attention = index_html(view).split('id="attention"')[1].split('id="glance"')[0]
     assert "<li" not in attention
     assert '<p class="all-clear">Nothing needs your attention right now.</p>' in attention

@@ -253,8 +253,14 @@ def test_policy_analysis_is_scoped_to_the_prefix() -> None:
     assert public_policy_reason(pol(Action=["s3:Get*"], Resource=["arn:aws:s3:::bkt/*"]), b, "portals")
     assert "list" in public_policy_reason(pol(Action="s3:ListBucket", Resource="arn:aws:s3:::bkt"), b, "portals")
     assert public_policy_reason(pol(Action="*", Resource="*", Principal={"AWS": "*"}), b, "")
-    assert public_policy_reason(pol(Action="s3:GetObject", Resource="arn:aws:s3:::bkt/*",
-                                    Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}), b, "p") is None
+    # a Condition does not make "everyone" private: a Referer anyone can send, any address range
+    for cond in ({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}},
+                 {"StringLike": {"aws:Referer": "https://portal.example/*"}}):
+        why = public_policy_reason(pol(Action="s3:GetObject", Resource="arn:aws:s3:::bkt/*", Condition=cond), b, "p")
+        assert why is not None and "does not make it private" in why
+    listing = public_policy_reason(pol(Action="s3:ListBucket", Resource="arn:aws:s3:::bkt",
+                                       Condition={"StringLike": {"aws:Referer": "x"}}), b, "p")
+    assert listing is not None and "aws:Referer" in listing
     named = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:role/cdn"},
                             "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"}]}
     assert public_policy_reason(named, b, "portals") is None
