@@ -5,7 +5,8 @@ Modes (each a fresh SQLite store, or --store-url for PostgreSQL):
   celery  `bridge beat` + `bridge worker` x1, then x3 (needs the celery extra and --broker)
 
 For each it reports, over a steady window:
-  syncs_per_source_per_interval  min and max over every (source, interval) slot: must be 1
+  syncs_per_source_per_interval  min and max over every (source, interval) slot: must be 1;
+                                 the mean, and the shortest pause between two syncs of a source
   duplicate_publishes            publishes of one client less than half an interval apart
                                  (two processes publishing the same change): must be 0
   edit_to_portal p50/p95         an entry edited at the sandbox until its portal shows it
@@ -153,6 +154,20 @@ def _slots(runs: list[tuple[str, dt.datetime, str]], sources: list[str], start: 
     return (min(counts), max(counts), len(counts)) if counts else (0, 0, 0)
 
 
+def _rate(runs: list[tuple[str, dt.datetime, str]], sources: list[str], start: dt.datetime, end: dt.datetime,
+          every: float) -> dict[str, float]:
+    """Syncs per interval on average, and the shortest pause between two syncs of one source
+    (in intervals): with workers a sync starts when a worker takes it, not on the tick, so
+    slots can show 0 and 2 around a late start while the rate stays exactly 1."""
+    intervals = (end - start).total_seconds() / every
+    mean = statistics.mean(sum(1 for s, at, _ in runs if s == src and start <= at < end) / intervals for src in sources)
+    gaps = []
+    for src in sources:
+        starts = sorted(at for s, at, _ in runs if s == src and start <= at < end)
+        gaps += [(b - a).total_seconds() / every for a, b in zip(starts, starts[1:])]
+    return {"mean": round(mean, 2), "shortest_gap_in_intervals": round(min(gaps), 2) if gaps else 0.0}
+
+
 def _duplicates(pubs: list[tuple[str, dt.datetime]], start: dt.datetime, end: dt.datetime, every: float) -> int:
     by: dict[str, list[dt.datetime]] = {}
     for key, at in pubs:
@@ -213,7 +228,8 @@ def scenario(sb: Any, args: argparse.Namespace, mode: str, processes: int, work:
         lo, hi, slots = _slots(runs, sources, start, end, every)
         out.update({
             "sources": len(sources), "portals": len(portals), "window_seconds": round((end - start).total_seconds(), 1),
-            "syncs_per_source_per_interval": {"min": lo, "max": hi, "slots": slots},
+            "syncs_per_source_per_interval": {"min": lo, "max": hi, "slots": slots,
+                                              **_rate(runs, sources, start, end, every)},
             "duplicate_publishes": _duplicates(_publishes(store), start, end, every),
             "edit_to_portal_p50": round(statistics.median(latencies), 2) if latencies else None,
             "edit_to_portal_p95": round(sorted(latencies)[max(0, int(len(latencies) * 0.95 + 0.5) - 1)], 2) if latencies else None,

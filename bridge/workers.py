@@ -17,9 +17,10 @@ A lost worker's task runs elsewhere: tasks are acknowledged only when they end
 (acks_late) and given back when their worker dies (reject_on_worker_lost); RabbitMQ
 redelivers when the dead worker's connection closes, Redis after `visibility_timeout`.
 A sync task carries the time it was due: a worker drops it, quietly, when a sync of the
-source that started at most half an interval before that time has already finished. So a
-backlog (workers busy or down) becomes one sync per source, not one per missed interval,
-while a task whose worker died (its run never finished) still runs again elsewhere.
+source that started at or after that time has already finished (a late task of an
+earlier interval did its work). So a backlog (workers busy or down) becomes one sync per
+source, not one per missed interval, while a task whose worker died (its run never
+finished) still runs again elsewhere.
 
 Workers run tasks in threads (a sync waits on HTTP), all sharing one store and one
 wiring per process, built by the composition root (bridge/cli/workers.py).
@@ -114,9 +115,8 @@ def beat_jobs(app: Any, config: Config) -> Jobs:
     return Jobs(sync=sync, publish=publish, refresh=refresh)
 
 
-def already_synced(store: Any, config: Config, source: str, due: dt.datetime) -> bool:
-    """Has a sync of `source` that started at most half an interval before `due` finished ok?"""
-    half = dt.timedelta(seconds=config.source(source).interval.total_seconds() / 2)
+def already_synced(store: Any, source: str, due: dt.datetime) -> bool:
+    """Has a sync of `source` that started at or after `due` finished ok?"""
     t = SyncRun.__table__  # type: ignore[attr-defined]
     with store.engine.connect() as conn:
         newest = conn.execute(
@@ -126,7 +126,7 @@ def already_synced(store: Any, config: Config, source: str, due: dt.datetime) ->
         return False
     if newest.tzinfo is None:  # SQLite's aggregate returns the raw stored value
         newest = newest.replace(tzinfo=dt.timezone.utc)
-    return bool(newest >= due - half)
+    return bool(newest >= due)
 
 
 def register_tasks(app: Any, ctx: RunContext) -> None:
@@ -135,7 +135,7 @@ def register_tasks(app: Any, ctx: RunContext) -> None:
 
     @app.task(name=TASK_SYNC, acks_late=True, reject_on_worker_lost=True)
     def sync(source: str, full: bool = False, due: str | None = None) -> str:
-        if not full and due is not None and already_synced(ctx.store, ctx.config, source, dt.datetime.fromisoformat(due)):
+        if not full and due is not None and already_synced(ctx.store, source, dt.datetime.fromisoformat(due)):
             log.debug("%s: a sync for the interval due %s already ran; dropped", source, due)
             return "done"
         report = jobs.sync(source, full, jobs.stop)

@@ -176,7 +176,10 @@ def test_three_workers_share_the_sources_with_one_sync_per_source_per_interval(
     for name in names:
         starts = [at for s, at, _ in runs if s == name]
         gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
-        assert all(g > every * 0.5 for g in gaps), (name, gaps)  # never two syncs in one interval
+        # one sync per tick: a second copy of a task (or of a backlog) would start at once
+        # after the first; a late task may start up to an interval late, so gaps vary
+        assert all(g > every * 0.25 for g in gaps), (name, gaps)
+        assert len(starts) <= (starts[-1] - starts[0]).total_seconds() / every + 2, (name, len(starts))
     assert {st for _, _, st in runs} <= {"ok", "running", "stopped"}
     worker_logs = [err for _, err in results[:3]]
     done_by = [len(re.findall(r"\bs\d\d: ok\b", err)) for err in worker_logs]
