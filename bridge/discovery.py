@@ -161,7 +161,7 @@ def toml_blocks(found: Iterable[FoundClient]) -> str:
     for c in found:
         if c.id:
             by_name.setdefault(c.name.strip().casefold(), []).append(c)
-    lines: list[str] = []
+    lines: list[str] = ["", "# ---- clients from `bridge discover --toml`: check names, add contacts ----", ""]
     used: set[str] = set()
     for group in by_name.values():
         first = group[0]

@@ -74,7 +74,7 @@ class ClientRows:
 
     clients: list[Client]
     projects: list[Project]
-    entries: list[TimeEntry]
+    entries: list[Any]  # time_entries rows (attribute access like TimeEntry, read-only)
     people: dict[tuple[str, str], Person]
     tasks: dict[tuple[str, str], Task]
     invoices: list[Invoice]
@@ -106,10 +106,11 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
             ))
             projects += projs
             pids = [p.source_id for p in projs]
-            cond = TimeEntry.client_source_id.in_(ids)
-            if pids:
-                cond = sa.or_(cond, sa.and_(TimeEntry.client_source_id.is_(None), TimeEntry.project_source_id.in_(pids)))
-            src_entries = list(s.exec(select(TimeEntry).where(TimeEntry.source == source, TimeEntry.is_deleted == False, cond)))
+            # plain rows, not ORM instances: a client may have tens of thousands of entries,
+            # and instrumented attribute access costs more than every figure computed from them
+            te = TimeEntry.__table__  # type: ignore[attr-defined]
+            src_entries = list(s.connection().execute(sa.select(te).where(
+                te.c.source == source, te.c.is_deleted.is_(False), _entry_scope(te, ids, pids))))
             entries += src_entries
             person_ids = sorted({e.person_source_id for e in src_entries if e.person_source_id})
             task_ids = sorted({e.task_source_id for e in src_entries if e.task_source_id})
@@ -136,6 +137,14 @@ def load_client_rows(store: "Store", client_cfg: "ClientConfig") -> ClientRows:
     return ClientRows(clients, projects, entries, people, tasks, invoices, as_of)
 
 
+def _entry_scope(te: sa.Table, ids: list[str], pids: list[str]) -> sa.ColumnElement[bool]:
+    """This client's entries: by their client id, or by its project when the client id is empty."""
+    cond = te.c.client_source_id.in_(ids)
+    if pids:
+        cond = sa.or_(cond, sa.and_(te.c.client_source_id.is_(None), te.c.project_source_id.in_(pids)))
+    return cond
+
+
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -147,7 +156,7 @@ def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
 class Line:
     """One finished entry as the figures see it: its metrics row and where it came from."""
 
-    row: TimeEntry
+    row: Any  # a time_entries row (read-only, TimeEntry attributes)
     metric: m.Entry
     task: Task | None
     project: Project | None

@@ -25,12 +25,19 @@ from babel.dates import format_date as _babel_date
 from babel.dates import format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal, format_percent
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    format_percent,
+    get_decimal_symbol,
+    get_group_symbol,
+)
 
 LOCALE_DIR = Path(__file__).with_name("locale")
 DOMAIN = "messages"
 DEFAULT = "en"
 MINUS = "\u2212"  # a real minus sign reads better than a hyphen
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "JPY": "¥", "INR": "₹"}
 
 
 def shipped_languages() -> tuple[str, ...]:
@@ -97,14 +104,22 @@ class Lang:
     def number(self, value: Decimal | float | int | None, places: int = 2) -> str:
         if value is None:
             return ""
+        return self._number(Decimal(value), places)
+
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 - few Langs live, and a timesheet repeats its figures
+    def _number(self, value: Decimal, places: int) -> str:
         pattern = "#,##0" + ("." + "0" * places if places else "")
-        return format_decimal(Decimal(value), format=pattern, locale=self._loc).replace("-", MINUS)
+        return format_decimal(value, format=pattern, locale=self._loc).replace("-", MINUS)
 
     def hours(self, value: Decimal | float | int | None, places: int = 2) -> str:
         """A number of hours with its unit: "12.50 h", "12,50 Std."."""
         if value is None:
             return ""
-        return self.gettext("%(hours)s h", hours=self.number(value, places))
+        return self.hours_text(self.number(value, places))
+
+    def hours_text(self, figure: str) -> str:
+        """Any text as an hours figure, with the unit in this language: "12.50 h", "12,50 Std."."""
+        return self.gettext("%(hours)s h", hours=figure)
 
     def money(self, amount: Decimal | float | int | None, currency: str | None) -> str:
         if amount is None:
@@ -112,17 +127,28 @@ class Lang:
         a = Decimal(amount)
         if not currency:
             return self.number(a, 2)
-        # English keeps the bare symbol for the currencies agencies bill in ($, £, €);
-        # Babel's en_US marks foreign ones ("CA$"), which reads the same
-        loc = _parse("en") if self.is_english else self._loc
-        text = format_currency(a, currency, locale=loc)
-        return text.replace("-", MINUS)
+        if self.is_english:
+            # the portal's English money: a symbol where one is unambiguous to the agencies'
+            # clients, else the code after the figure; yen have no minor unit
+            sign = MINUS if a < 0 else ""
+            body = f"{abs(a):,.0f}" if currency == "JPY" else f"{abs(a):,.2f}"
+            sym = _SYMBOLS.get(currency)
+            return f"{sign}{sym}{body}" if sym else f"{sign}{body} {currency}"
+        return format_currency(a, currency, locale=self._loc).replace("-", MINUS)
 
     def percent(self, value: Decimal | float | int | None) -> str:
-        """A share given in per cent (12.5 -> "12.5%", "12,5 %")."""
+        """A share given in per cent, one decimal as the view gives it (87.5 -> "87.5%", "87,5 %")."""
         if value is None:
             return ""
-        return format_percent(Decimal(value) / 100, format="#,##0.#%", locale=self._loc).replace("-", MINUS)
+        return format_percent(Decimal(value) / 100, format="#,##0.0%", locale=self._loc).replace("-", MINUS)
+
+    def count(self, n: int) -> str:
+        return format_decimal(n, format="#,##0", locale=self._loc)
+
+    @property
+    def number_symbols(self) -> dict[str, str]:
+        """What the portal's script needs to print numbers as this page does."""
+        return {"group": get_group_symbol(self._loc), "decimal": get_decimal_symbol(self._loc), "minus": MINUS}
 
     # --- dates ---------------------------------------------------------------------------
 
@@ -139,6 +165,16 @@ class Lang:
         if self.is_english:
             return f"{d.day} {_babel_date(d, 'MMM', locale='en')}"
         return format_skeleton("MMMd", d, locale=self._loc)
+
+    def month(self, d: dt.date) -> str:
+        """A month and year: "Nov 2026", "Nov. 2026"."""
+        return format_skeleton("yMMM", d, locale=self._loc) if not self.is_english else _babel_date(d, "MMM y", locale="en")
+
+    def long_date(self, d: dt.date) -> str:
+        """With the weekday, for mail: "Thursday 27 March 2025", "Donnerstag, 27. März 2025"."""
+        if self.is_english:
+            return f"{_babel_date(d, 'EEEE', locale='en')} {d:%d} {_babel_date(d, 'MMMM y', locale='en')}"
+        return _babel_date(d, "full", locale=self._loc)
 
     def weekday(self, d: dt.date) -> str:
         return _babel_date(d, "EEEE", locale=self._loc)

@@ -165,5 +165,7 @@ def next_steps(a: Answers, path: Path) -> list[str]:
     steps += [(f"bridge{cfg} check", "credentials and account ids"),
               (f"bridge{cfg} discover --toml >> {path}", "one [[clients]] block per client; add contacts"),
               (f"bridge{cfg} sync && bridge{cfg} publish", "then `bridge run` as a service (docs/service.md)")]
-    width = max(len(cmd) for cmd, _ in steps)
-    return ["Next steps:"] + [f"  {cmd.ljust(width)}  # {why}" for cmd, why in steps]
+    out = ["Next steps:"]
+    for cmd, why in steps:
+        out += [f"  # {why}", f"  {cmd}"]
+    return out

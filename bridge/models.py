@@ -20,7 +20,7 @@ from sqlalchemy.types import TypeDecorator
 from pydantic import BaseModel, ConfigDict, create_model
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 3  # 2: description_reviews; 3: scheduler_processes and scheduled_jobs (issue 16)
+SCHEMA_VERSION = 4  # 2: description_reviews; 3: scheduler_processes and scheduled_jobs (issue 16); 4: portal_links.published_fingerprint
 
 
 class UTCDateTime(TypeDecorator):
@@ -333,6 +333,9 @@ class PortalLink(SQLModel, table=True):
     data_as_of: Optional[dt.datetime] = _utc()
     passphrase: Optional[str] = None
     snapshot: Optional[str] = None  # JSON of entry fingerprints, for the change note
+    # What the last publish was made from (data, settings, link window): `bridge run` skips
+    # a client whose inputs are unchanged, also right after a restart
+    published_fingerprint: Optional[str] = Field(default=None, max_length=64)
 
 
 class AuditEvent(SQLModel, table=True):

@@ -83,6 +83,7 @@ class ClientOutcome:
     error: str | None = None
     redacted: int = 0  # descriptions published with parts removed
     withheld: int = 0  # descriptions replaced by "details withheld"
+    skipped: bool = False  # nothing it is made from changed since the last publish
 
 
 @dataclass
@@ -223,8 +224,12 @@ def publish_client(
     token: str | None = None,
     record: bool = True,
     protect: ProtectFn | None = None,
+    only_if_changed: bool = False,
 ) -> ClientOutcome:
     """Render and publish one client's portal; raises on failure (publish_all isolates it).
+
+    `only_if_changed` (what `bridge run` uses) skips the render and upload when the view,
+    the client's settings and the link window are what the last publish was made from.
 
     `protect(client, files) -> files` runs after the leak guard and before upload (the
     passphrase hook, bridge.passphrase.apply_protection with its `protect` bound).
@@ -245,6 +250,14 @@ def publish_client(
 
     review = ReviewLog()
     view = build_view(client, review)
+    def fingerprint_for(expiring: bool) -> str | None:
+        # a link that never expires (a folder target) has no window to change
+        window = signed_at if expiring else None
+        return publish_fingerprint(config, client, view, token, window, expires_in, link_row, protect is not None)
+
+    before = fingerprint_for(link_row.expires_at is not None or not link_row.url)
+    if only_if_changed and record and before is not None and before == link_row.published_fingerprint:
+        return ClientOutcome(client_key=client.key, ok=True, url=link_row.url, expires_at=link_row.expires_at, skipped=True)
     files = list(render(view, _scoped_link(bound.link, token), token))
     if not any(f.path == "index.html" for f in files):
         raise PublishError(f"client {client.key!r}: the renderer produced no index.html")
@@ -263,6 +276,7 @@ def publish_client(
         link_row.url = result.url
         link_row.expires_at = result.expires_at
         link_row.published_at = now
+        link_row.published_fingerprint = fingerprint_for(result.expires_at is not None)
         link_row.data_as_of = _view_attr(view, "data_as_of") or now
         snap = _view_attr(view, "snapshot")
         if snap is not None:
@@ -281,6 +295,44 @@ def publish_client(
         uploaded=len(result.uploaded), deleted=len(result.deleted), unchanged=len(result.unchanged),
         link_issued=issued, redacted=review.count("redacted"), withheld=review.count("withheld"),
     )
+
+
+# Parts of a view that change without the client's data changing: when it was built,
+# the last sync's time, and the change note (relative to the previous publish itself).
+_UNFINGERPRINTED = ("generated_at", "as_of", "change_note")
+
+
+def publish_fingerprint(
+    config: Config, client: ClientConfig, view: Any, token: str, signed_at: dt.datetime | None, expires_in: int,
+    link_row: PortalLink, protected: bool,
+) -> str | None:
+    """SHA-256 of what a portal is made from; None when the view cannot be read as data."""
+    import dataclasses
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    if dataclasses.is_dataclass(view) and not isinstance(view, type):
+        data: Any = {f.name: getattr(view, f.name) for f in dataclasses.fields(view) if f.name not in _UNFINGERPRINTED}
+        data = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) and not isinstance(v, type) else v for k, v in data.items()}
+    elif isinstance(view, dict):
+        data = {k: v for k, v in view.items() if k not in _UNFINGERPRINTED}
+    else:
+        return None
+    try:
+        code = version("clearhours")
+    except PackageNotFoundError:
+        code = "dev"
+    parts = {
+        "view": data, "token": token, "signed_at": signed_at, "expires_in": expires_in,
+        "client": client.model_dump(mode="json"), "agency": config.agency.model_dump(mode="json"),
+        "publish": config.publish.model_dump(mode="json"), "protected": protected,
+        "passphrase": hashlib.sha256((link_row.passphrase or "").encode()).hexdigest(), "code": code,
+    }
+    try:
+        blob = json.dumps(parts, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _scoped_link(link: LinkFn, token: str) -> LinkFn:
@@ -315,6 +367,7 @@ def publish_all(
     refresh: bool = False,
     record: bool = True,
     protect: ProtectFn | None = None,
+    only_if_changed: bool = False,
 ) -> PublishReport:
     """Publish the named clients (default: all) in config order; failures don't stop the rest."""
     now = now or utcnow()
@@ -324,7 +377,8 @@ def publish_all(
     for client in chosen:
         try:
             outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
-                                     now=now, refresh=refresh, record=record, protect=protect)
+                                     now=now, refresh=refresh, record=record, protect=protect,
+                                     only_if_changed=only_if_changed)
         except BridgeError as exc:
             outcome = ClientOutcome(client_key=client.key, ok=False, error=str(exc))
         except Exception as exc:  # a renderer bug must not stop the other clients

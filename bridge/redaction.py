@@ -32,6 +32,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MARKER = "[removed]"
@@ -70,22 +71,33 @@ def _fold_char(ch: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+class _FoldTable(dict):  # type: ignore[type-arg]
+    """str.translate table that folds each character on first sight."""
+
+    def __missing__(self, code: int) -> str:
+        folded = self[code] = _fold_char(chr(code))
+        return folded
+
+
+_TABLE = _FoldTable()
+
+
 def fold(text: str) -> str:
     """Accents stripped and case folded: "Núñez" -> "nunez", "Straße" -> "strasse"."""
-    return text.lower() if text.isascii() else "".join(_fold_char(c) for c in text)
+    return text.lower() if text.isascii() else text.translate(_TABLE)
 
 
 def _fold_map(text: str) -> tuple[str, list[int] | None]:
     """`fold(text)` and, for each folded character, its index in `text` (None: the same)."""
     if text.isascii():
         return text.lower(), None
-    out: list[str] = []
+    folded = text.translate(_TABLE)
+    if len(folded) == len(text) and all(len(_TABLE[ord(c)]) == 1 for c in set(text) if ord(c) > 127):
+        return folded, None  # one character for one: positions are unchanged
     where: list[int] = []
-    for i, ch in enumerate(text):
-        f = _fold_char(ch)
-        out.append(f)
-        where.extend([i] * len(f))
-    return "".join(out), where
+    for i, ch in enumerate(text):  # "ß" -> "ss", a combining accent -> ""
+        where.extend([i] * len(_TABLE[ord(ch)]))
+    return folded, where
 
 
 # An ideograph, kana or hangul syllable is a word of its own: those scripts do not put
@@ -95,7 +107,7 @@ _CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f"
 _WORDS = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+")
 # what may stand between two words of one name or phrase: "Anna  Schmidt", "Smith & Co",
 # "Schmidt, Anna", "A. Schmidt"; never a line break
-_GAP = re.compile(r"[^\w\n]{1,3}")
+_GAP = re.compile(r"[^\w\n]{0,3}")
 
 
 def words(text: str) -> list[str]:
@@ -140,7 +152,7 @@ class ContactPolicy:
 class NoteRedactor:
     """Rewrites descriptions for one client's portal; build it with `note_redactor`."""
 
-    rules: dict[str, list[Rule]] = field(default_factory=dict)
+    rules: dict[str, Any] = field(default_factory=dict)  # a trie of words; "" holds a phrase's Rule
     patterns: Sequence[tuple[re.Pattern[str], str]] = ()
     internal: re.Pattern[str] | None = None
     contacts: ContactPolicy = field(default_factory=ContactPolicy)
@@ -192,6 +204,9 @@ class NoteRedactor:
         if not self.rules:
             return text
         folded, where = _fold_map(text)
+        rules = self.rules
+        if not any(w in rules for w in _WORDS.findall(folded)):
+            return text  # most notes name nobody: one pass in C decides
         found = [(m.start(), m.end(), m.group()) for m in _WORDS.finditer(folded)]
         out: list[str] = []
         last = 0  # in the original text
@@ -216,18 +231,21 @@ class NoteRedactor:
 
     def _match_at(self, found: list[tuple[int, int, str]], i: int, folded: str, text: str,
                   where: list[int] | None) -> tuple[Rule, int] | None:
-        for rule in self.rules.get(found[i][2], ()):  # longest first
-            n = len(rule.words)
-            if i + n > len(found):
-                continue
-            ok = all(found[i + k][2] == rule.words[k] for k in range(1, n))
-            ok = ok and all(_GAP.fullmatch(folded[found[i + k - 1][1]:found[i + k][0]]) for k in range(1, n))
-            if ok and rule.capitalised:
-                first = found[i][0] if where is None else where[found[i][0]]
-                ok = text[first].isupper()
-            if ok:
-                return rule, n
-        return None
+        """The longest phrase starting at word i, walking the trie one word at a time."""
+        best = None
+        node = self.rules.get(found[i][2])
+        k = i
+        while node is not None:
+            rule = node.get("")
+            if rule is not None and (not rule.capitalised or text[found[i][0] if where is None else where[found[i][0]]].isupper()):
+                best = (rule, k - i + 1)
+            k += 1
+            if k >= len(found):
+                break
+            node = node.get(found[k][2])
+            if node is not None and not _GAP.fullmatch(folded, found[k - 1][1], found[k][0]):
+                break
+        return best
 
 
 # --- contacts and internal segments -------------------------------------------------------
@@ -294,12 +312,16 @@ def _tidy(text: str) -> str:
 # --- building a redactor ------------------------------------------------------------------
 
 
-def _add(rules: dict[str, list[Rule]], phrase: str, replacement: str | None, reason: str,
+def _add(rules: dict[str, Any], phrase: str, replacement: str | None, reason: str,
          capitalised: bool = False) -> None:
-    ws = tuple(words(phrase))
+    """Put a phrase in the trie; where one is there already, the first added stays."""
+    ws = words(phrase)
     if not ws or (len(ws) == 1 and len(ws[0]) < 2):
         return  # a one-letter "name" would rewrite every "a"
-    rules.setdefault(ws[0], []).append(Rule(ws, replacement, reason, capitalised and len(ws) == 1))
+    node = rules
+    for w in ws:
+        node = node.setdefault(w, {})
+    node.setdefault("", Rule(tuple(ws), replacement, reason, capitalised and len(ws) == 1))
 
 
 def note_redactor(
@@ -323,7 +345,7 @@ def note_redactor(
         terms, patterns: the agency's `[redact]` terms (whole words or phrases, case and
             accents ignored) and regular expressions.
     """
-    rules: dict[str, list[Rule]] = {}
+    rules: dict[str, Any] = {}
     for name in own_names:
         _add(rules, name, None, "")
     for i, term in enumerate(terms, start=1):
@@ -341,22 +363,9 @@ def note_redactor(
             _add(rules, last, p.display, p.reason, capitalised=True)
         if first and p.first_hidden:
             _add(rules, first, p.display, p.reason, capitalised=True)
-    for key, rs in rules.items():
-        # longest phrase first; at equal length the first added wins (own names, then terms)
-        rules[key] = sorted(_dedupe(rs), key=lambda r: -len(r.words))
     compiled = [(re.compile(p), f"the agency's redact pattern {i}") for i, p in enumerate(patterns, start=1)]
     return NoteRedactor(rules=rules, patterns=compiled, internal=internal_pattern(internal_prefixes),
                         contacts=contacts or ContactPolicy())
-
-
-def _dedupe(rules: list[Rule]) -> list[Rule]:
-    seen: set[tuple[str, ...]] = set()
-    out = []
-    for r in rules:
-        if r.words not in seen:
-            seen.add(r.words)
-            out.append(r)
-    return out
 
 
 # --- what was changed, for `bridge review` -------------------------------------------------

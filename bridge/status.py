@@ -241,10 +241,11 @@ def status_lines(status: Status) -> list[str]:
     for p in status.portals:
         if not p.has_link and p.published_at is None:
             out.append(f"  {p.key}: never published")
-            continue
-        link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
-            f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
-        out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+        else:
+            link = ("expired " + _ago(p.link_expires_at, now)) if p.link_expired else (
+                f"expires {_ago(p.link_expires_at, now)}" if p.link_expires_at else "does not expire")
+            out.append(f"  {p.key}: data as of {_ago(p.data_as_of, now)}; published {_ago(p.published_at, now)}; link {link}")
+        # the budgets to watch, as the portal shows them (over, almost used up, at risk, nearing)
         watch = [b for b in p.budgets if b.level != "ok"]
         if watch:
             out.append("    budgets: " + "; ".join(budget_line(b) for b in watch))

@@ -65,6 +65,16 @@ def _add_scheduler_tables(conn: Connection) -> None:
 
 MIGRATIONS[3] = _add_scheduler_tables
 
+
+def _add_published_fingerprint(conn: Connection) -> None:
+    # what the last publish of each portal was made from (publish only on change, issue 12)
+    columns = {c["name"] for c in sa.inspect(conn).get_columns("portal_links")}
+    if "published_fingerprint" not in columns:
+        conn.exec_driver_sql("ALTER TABLE portal_links ADD COLUMN published_fingerprint VARCHAR(64)")
+
+
+MIGRATIONS[4] = _add_published_fingerprint
+
 ANALYZE_EVERY = 20_000  # new rows in a table between planner-statistics refreshes (PostgreSQL)
 
 
@@ -463,6 +473,22 @@ class Store:
     def paused_until(self, source: str) -> dt.datetime | None:
         cur = self.cursor(source, self.PAUSE)
         return cur.value if cur is not None else None
+
+    def clear_quarantine(self, source: str, resource: str, ids: Iterable[str]) -> int:
+        """Forget quarantined records the provider deleted (they will never be fixed)."""
+        q = Quarantine.__table__
+        n = 0
+        with self.engine.begin() as conn:
+            for chunk in _chunks(sorted(set(ids)), 900):
+                n += conn.execute(sa.delete(q).where(q.c.source == source, q.c.resource == resource, q.c.source_id.in_(chunk))).rowcount or 0
+        return n
+
+    def prune_quarantine(self, source: str, resource: str, present: set[str]) -> int:
+        """Forget quarantined records absent from a complete id listing of their resource."""
+        q = Quarantine.__table__
+        with self.engine.connect() as conn:
+            held = [r[0] for r in conn.execute(sa.select(q.c.source_id).where(q.c.source == source, q.c.resource == resource))]
+        return self.clear_quarantine(source, resource, [i for i in held if i not in present])
 
     def rewind_cursor(self, source: str, resource: str, value: dt.datetime | None) -> None:
         """Put a resource's high-water mark back (None: list everything next time)."""

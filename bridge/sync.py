@@ -166,6 +166,8 @@ def sync_source(
             _reconcile(connector, store, source_cfg, ctx, report, full, now, only_due=reconcile == "due", marks=marks)
             report.reconcile_requests = connector.requests - before
         report.status = "ok"
+        # parts a connector read around (Productive budgets behind its projects)
+        report.not_permitted.update(getattr(connector, "not_permitted", None) or {})
         if report.not_permitted:
             report.error = " ".join(report.not_permitted.values())  # `bridge status` shows what was skipped
     except Stopped:
@@ -413,6 +415,7 @@ def _reconcile(
         since = cur.reconciled_at - overlap if cur is not None and cur.reconciled_at is not None and not full else None
         deleted = list(connector.deleted_ids(res.name, since))
         if deleted:
+            store.clear_quarantine(source, res.name, deleted)  # deleted records are never fixed
             n, clients = store.delete_ids(source, res.model, deleted)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}
@@ -431,6 +434,9 @@ def _reconcile(
                     source, len(missing), res.name, ", ".join(sorted(missing)[:3]),
                 )
                 store.rewind_cursor(source, res.name, marks.get(res.name))
+            if window is None:
+                # a complete listing: a quarantined record it lacks was deleted at the provider
+                store.prune_quarantine(source, res.name, present)
             n, clients = store.reconcile(source, res.model, present, window)
             report.deleted += n
             report.changed_clients |= {(source, c) for c in clients}

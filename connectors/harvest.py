@@ -193,7 +193,8 @@ def _task_assignment(raw: Mapping[str, Any], ctx: Context) -> TaskAssignment:
         "task_source_id": task,
         "is_billable": n.flag(raw, "billable", True),
         "is_active": n.flag(raw, "is_active", True),
-        "budget_seconds": None if budget is None else n.hours_to_seconds(budget, "budget"),
+        # 0 is what Harvest sends for "no task budget": none, never a 0-hour budget
+        "budget_seconds": (None if budget is None else n.hours_to_seconds(budget, "budget")) or None,
         "hourly_rate": n.to_decimal(raw.get("hourly_rate"), "hourly_rate"),
     })
 

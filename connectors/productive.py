@@ -54,7 +54,7 @@ import httpx
 from bridge import normalize as n
 from bridge.config import SourceConfig
 from bridge.connector import Access, Context, Page, Resource
-from bridge.errors import ConfigError, FatalSourceError, ForbiddenError, RecordError
+from bridge.errors import ConfigError, FatalSourceError, ForbiddenError, NotPermitted, RecordError
 from bridge.http import RetryPolicy, client_for
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.pagination import PageNumberPager
@@ -81,6 +81,8 @@ BUDGETS_PARAMS: Mapping[str, Any] = MappingProxyType({"filter[type]": 2, "includ
 ACTIVITIES_PATH = "activities"
 # Where pages() puts a project's budgets (flattened deals), for the pure project normalizer.
 BUDGETS_KEY = "budgets"
+# Set by pages() when the token may not list budgets (deals): the budget is unknown, not none.
+BUDGETS_HIDDEN = "_budgets_hidden"
 HOUR_UNIT = 1  # service unit_id: 1 hour (2 piece, 3 day; UNCONFIRMED order)
 INTERNAL_PROJECT_TYPE = 1  # project_type_id 1 internal, 2 client (UNCONFIRMED)
 CENT = Decimal("0.01")
@@ -289,6 +291,7 @@ def _project(raw: Mapping[str, Any], ctx: Context, *, scale: int = DEFAULT_MONEY
         "is_active": raw.get("archived_at") is None,
         "is_billable": raw.get("project_type_id") != INTERNAL_PROJECT_TYPE,
         **budget_fields(deals, scale),
+        **({"budget_visible": False} if raw.get(BUDGETS_HIDDEN) else {}),
     })
 
 
@@ -506,6 +509,8 @@ class ProductiveConnector:
             page_param="page[number]", size_param="page[size]", page_size=PAGE_SIZE, total_pages_path="meta.total_pages"
         )
         self.identity = Identity(self._check_call)
+        # resource -> why it could not be read although the source synced (budgets behind projects)
+        self.not_permitted: dict[str, str] = {}
 
     @property
     def requests(self) -> int:
@@ -553,9 +558,22 @@ class ProductiveConnector:
         if since is not None and res.incremental:
             params["filter[updated_at][gt_eq]"] = _iso(since)
         # Budgets first, once per pass (also on resume): a project row is written whole.
-        deals = self._budgets() if resource == "projects" else None
+        deals: list[dict[str, Any]] | None = None
+        hidden = False
+        if resource == "projects":
+            try:
+                deals = self._budgets()
+            except NotPermitted as exc:
+                # The projects themselves may still be read: store them without budgets,
+                # marked not visible, and say which permission is missing.
+                self.not_permitted["budgets"] = str(exc)
+                deals, hidden = [], True
         for items, nxt in self._documents(res.path, params, resume=resume, resource=res.name):
-            yield Page(items=attach_budgets(items, deals) if deals is not None else items, resume=nxt)
+            if deals is not None:
+                items = attach_budgets(items, deals)
+                if hidden:
+                    items = [{**p, BUDGETS_HIDDEN: True} for p in items]
+            yield Page(items=items, resume=nxt)
 
     def ids(self, resource: str, window_start: dt.date | None) -> Iterator[str]:
         res = self._resource(resource)

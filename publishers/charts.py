@@ -29,6 +29,8 @@ class BurnSeries:
     projected: Sequence[Point]  # starts at the last actual point; may be empty
     budget: float | None  # horizontal line; None when the project has no budget
     label: Callable[[float], str]  # formats an axis/budget value: "120 h", "€4,000"
+    day: Callable[[dt.date], str] = lambda d: f"{d.day} {d.strftime('%b')}"  # an axis date: "17 Mar"
+    budget_label: str = "Budget %(amount)s"  # the budget line's caption, in the page's language
 
 
 def nice_ticks(top: float, count: int = 4) -> list[float]:
@@ -89,7 +91,7 @@ def burn_chart(series: BurnSeries, *, title: str, desc: str, accent: str, chart_
         anchor = "start" if i == 0 and len(dticks) > 1 else "end" if i == len(dticks) - 1 else "middle"
         out.append(
             f'<text x="{x(d):.1f}" y="{HEIGHT - PAD_BOTTOM + 18}" text-anchor="{anchor}">'
-            f"{d.day} {d.strftime('%b')}</text>"
+            f"{escape(series.day(d))}</text>"
         )
     out.append("</g>")
     if series.actual:
@@ -107,7 +109,7 @@ def burn_chart(series: BurnSeries, *, title: str, desc: str, accent: str, chart_
         out.append(
             f'<line class="budget" x1="{pad_left:.1f}" x2="{WIDTH - PAD_RIGHT}" y1="{by:.1f}" y2="{by:.1f}" aria-hidden="true"/>'
             f'<text class="budget-label" x="{WIDTH - PAD_RIGHT}" y="{by - 6:.1f}" text-anchor="end" aria-hidden="true">'
-            f"Budget {escape(series.label(series.budget))}</text>"
+            f"{escape(series.budget_label % {'amount': series.label(series.budget)})}</text>"
         )
     out.append("</svg>")
     return Markup("".join(out))

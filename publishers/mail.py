@@ -17,6 +17,9 @@ from email.utils import formatdate, make_msgid
 
 from bridge.config import ClientConfig, Config, SmtpConfig
 from bridge.errors import ConfigError, PublishError
+from bridge.i18n import Lang, lang
+
+EN = lang("en")
 
 
 def build_message(smtp: SmtpConfig, to: Sequence[str], subject: str, text: str, html_body: str | None = None,
@@ -80,31 +83,38 @@ def send_mail(smtp: SmtpConfig, to: Sequence[str], subject: str, text: str, html
 # --- the invitation ------------------------------------------------------------------------
 
 
-def portal_contents(client: ClientConfig) -> list[str]:
+def portal_contents(client: ClientConfig, t: Lang = EN) -> list[str]:
     """What this client's portal shows, in plain words, from its visibility settings."""
     v = client.visibility
-    items = ["hours worked on your projects, by week and by project",
-             "budget used and remaining, with a projection of when it runs out"]
-    if v.descriptions != "hidden":
-        items.append("what the time was spent on" + (" (summarised)" if v.descriptions == "summary" else ""))
+    items = [t.gettext("hours worked on your projects, by week and by project"),
+             t.gettext("budget used and remaining, with a projection of when it runs out")]
+    if v.descriptions == "summary":
+        items.append(t.gettext("what the time was spent on (summarised)"))
+    elif v.descriptions != "hidden":
+        items.append(t.gettext("what the time was spent on"))
     if v.rates == "shown":
-        items.append("rates and amounts")
+        items.append(t.gettext("rates and amounts"))
     if v.invoices == "shown":
-        items.append("invoices and what is still due")
-    items.append("downloads of the same figures as CSV, Excel and PDF")
+        items.append(t.gettext("invoices and what is still due"))
+    items.append(t.gettext("downloads of the same figures as CSV, Excel and PDF"))
     return items
 
 
-def _when(at: dt.datetime | None, config: Config) -> str:
+def _when(at: dt.datetime | None, config: Config, t: Lang = EN) -> str:
     if at is None:
-        return "does not expire"
+        return t.gettext("This link does not expire.")
     local = at.astimezone(config.agency.zone)
-    return f"is valid until {local:%A %d %B %Y, %H:%M} ({config.agency.timezone})"
+    return t.gettext("This link is valid until %(date)s, %(time)s (%(zone)s).", date=t.long_date(local.date()),
+                     time=f"{local:%H:%M}", zone=config.agency.timezone)
 
 
-# Never the passphrase itself: a mail that carries both would make it pointless.
-PASSPHRASE_NOTE = ("The portal asks for a passphrase. It is not in this e-mail: we send it to you separately, "
-                   "by phone or another message.")
+def passphrase_note(t: Lang = EN) -> str:
+    # Never the passphrase itself: a mail that carries both would make it pointless.
+    return t.gettext("The portal asks for a passphrase. It is not in this e-mail: we send it to you separately, "
+                     "by phone or another message.")
+
+
+PASSPHRASE_NOTE = passphrase_note()
 
 
 def send_test_message(config: Config, to: str) -> EmailMessage:
@@ -116,36 +126,41 @@ def send_test_message(config: Config, to: str) -> EmailMessage:
 
 
 def invitation(config: Config, client: ClientConfig, url: str, expires_at: dt.datetime | None, to: str) -> EmailMessage:
-    """The invitation mail: link, expiry, what the portal shows, and whom to ask."""
+    """The invitation mail, in the client's language: link, expiry, what the portal shows, whom to ask."""
+    t = lang(config.locale_of(client))
     agency = config.agency
     contact = agency.contact or agency.email or agency.name
-    subject = f"Your project portal from {agency.name}"
-    shows = portal_contents(client)
+    subject = t.gettext("Your project portal from %(agency)s", agency=agency.name)
+    shows = portal_contents(client, t)
+    set_up = t.gettext("%(agency)s has set up a private portal for %(client)s.", agency=agency.name, client=client.name)
+    valid = _when(expires_at, config, t) + " " + t.gettext(
+        "Please don't forward it: anyone with the link can open the portal.")
+    ask = t.gettext("Questions? Ask %(contact)s.", contact=contact)
     text = "\n".join([
-        "Hello,",
+        t.gettext("Hello,"),
         "",
-        f"{agency.name} has set up a private portal for {client.name}. Open it here:",
+        set_up + " " + t.gettext("Open it here:"),
         "",
         url,
         "",
-        f"This link {_when(expires_at, config)}. Please don't forward it: anyone with the link can open the portal.",
-        *(["", PASSPHRASE_NOTE] if client.passphrase else []),
+        valid,
+        *(["", passphrase_note(t)] if client.passphrase else []),
         "",
-        "The portal shows:",
+        t.gettext("The portal shows:"),
         *[f"  - {item}" for item in shows],
         "",
-        f"Questions? Ask {contact}.",
+        ask,
         "",
         f"-- {agency.name}",
     ])
     e = html.escape
     html_body = (
-        "<!doctype html><html><body style=\"font-family:sans-serif\">"
-        f"<p>Hello,</p><p>{e(agency.name)} has set up a private portal for {e(client.name)}.</p>"
-        f"<p><a href=\"{e(url, quote=True)}\">Open your portal</a></p>"
-        f"<p>This link {e(_when(expires_at, config))}. Please don't forward it: anyone with the link can open the portal.</p>"
-        + (f"<p><strong>{e(PASSPHRASE_NOTE)}</strong></p>" if client.passphrase else "") +
-        "<p>The portal shows:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in shows) + "</ul>"
-        f"<p>Questions? Ask {e(contact)}.</p><p>&mdash; {e(agency.name)}</p></body></html>"
+        f"<!doctype html><html lang=\"{e(t.language)}\"><body style=\"font-family:sans-serif\">"
+        f"<p>{e(t.gettext('Hello,'))}</p><p>{e(set_up)}</p>"
+        f"<p><a href=\"{e(url, quote=True)}\">{e(t.gettext('Open your portal'))}</a></p>"
+        f"<p>{e(valid)}</p>"
+        + (f"<p><strong>{e(passphrase_note(t))}</strong></p>" if client.passphrase else "") +
+        f"<p>{e(t.gettext('The portal shows:'))}</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in shows) + "</ul>"
+        f"<p>{e(ask)}</p><p>&mdash; {e(agency.name)}</p></body></html>"
     )
     return build_message(config.smtp, [to], subject, text, html_body, reply_to=agency.email)

@@ -25,8 +25,9 @@ from urllib.parse import quote
 import jinja2
 from markupsafe import Markup
 
+from bridge.i18n import Lang, lang
 from bridge.publisher import LinkFn, RenderedFile
-from bridge.views import BudgetView, InvoiceView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
+from bridge.views import ChangeNote, BudgetView, InvoiceView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
 from publishers import charts
 from publishers.exports.csv import timesheet_csv
 from publishers.exports.model import Cell, Column, Report, Table
@@ -36,58 +37,45 @@ from publishers.exports.xlsx import workbook_xlsx
 INDEX, CSV, XLSX, PDF = "index.html", "timesheet.csv", "timesheet.xlsx", "report.pdf"
 DEFAULT_ACCENT = "#1f5fbf"
 SOFT = 0.92  # how far the soft background tint mixes the accent with white
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "AUD": "A$", "CAD": "C$", "NZD": "NZ$", "JPY": "¥", "INR": "₹"}
+EN = lang("en")
 _SAFE_LOGO = re.compile(r"^(data:image/(png|jpeg|gif|webp|svg\+xml)(;base64)?,|https://)", re.I)
 
 
 # --- formatting ------------------------------------------------------------------------
 
 
-def fmt_hours(h: Decimal | float | None) -> str:
+def fmt_hours(h: Decimal | float | None, t: Lang = EN) -> str:
     """Every hours figure on the page and in the PDF: two places, grouped ("1,275.80")."""
-    if h is None:
-        return ""
-    return f"{Decimal(h):,.2f}"
+    return t.number(h)
 
 
-def fmt_money(amount: Decimal | float | None, currency: str | None) -> str:
-    if amount is None:
-        return ""
-    a = Decimal(amount)
-    sign = "−" if a < 0 else ""  # a real minus sign reads better than a hyphen
-    sym = _SYMBOLS.get(currency or "")
-    body = f"{abs(a):,.0f}" if currency == "JPY" else f"{abs(a):,.2f}"
-    if sym:
-        return f"{sign}{sym}{body}"
-    return f"{sign}{body} {currency}" if currency else f"{sign}{body}"
+def fmt_money(amount: Decimal | float | None, currency: str | None, t: Lang = EN) -> str:
+    return t.money(amount, currency)
 
 
-def fmt_date(d: dt.date | None) -> str:
-    return "" if d is None else f"{d.day} {d.strftime('%b %Y')}"
+def fmt_date(d: dt.date | None, t: Lang = EN) -> str:
+    return t.date(d)
 
 
-def fmt_short_date(d: dt.date | None) -> str:
-    return "" if d is None else f"{d.day} {d.strftime('%b')}"
+def fmt_short_date(d: dt.date | None, t: Lang = EN) -> str:
+    return t.short_date(d)
 
 
-def fmt_datetime(t: dt.datetime | None) -> str:
+def fmt_datetime(moment: dt.datetime | None, t: Lang = EN) -> str:
     """As the view gives it: views.py decides the zone, we print its name."""
-    if t is None:
-        return "not yet synced"
-    zone = t.tzname() or ""
-    return f"{t.day} {t.strftime('%b %Y, %H:%M')} {zone}".strip()
+    return t.datetime(moment)
 
 
-def fmt_budget(value: Decimal, budget: BudgetView) -> str:
+def fmt_budget(value: Decimal, budget: BudgetView, t: Lang = EN) -> str:
     # hours read the same here as in every table and export: "562.00 h", never "562.0 h"
     if budget.kind == "money":
-        return fmt_money(value, budget.currency)
-    return f"{fmt_hours(value)} h"
+        return t.money(value, budget.currency)
+    return t.hours(value)
 
 
-def fmt_percent(value: Decimal | float | None) -> str:
+def fmt_percent(value: Decimal | float | None, t: Lang = EN) -> str:
     """Budget use as the view gives it (one decimal), e.g. "87.5%"; exports print the same."""
-    return "" if value is None else f"{Decimal(value):,.1f}%"
+    return t.percent(value)
 
 
 # --- what needs the client's attention ---------------------------------------------------
@@ -317,6 +305,7 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
     script print a date or an amount the same way). The page itself lists only the most
     recent weeks; the whole history is here and in the exports."""
     weekly = view.policy.view == "weekly"
+    t = lang(view.locale)
     entries, summaries = timesheet_rows(view), weekly_rows(view)
     rows = summaries if weekly else entries
     people, pi = _indexer(r.person for r in rows)
@@ -336,7 +325,8 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
         "projects": projects,
         "tasks": tasks,
         # each week's label, newest first ("weeks" in a row index this list)
-        "weeks": [fmt_date(w) for w in starts],
+        "weeks": [t.date(w) for w in starts],
+        "num": t.number_symbols,
         "page": PAGE_ROWS,
     }
     if weekly:
@@ -355,13 +345,13 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
 
         def money_text(x: object) -> str:  # many entries share a rate or an amount
             if x not in cache:
-                cache[x] = fmt_money(x.amount, x.currency) if x else ""  # type: ignore[attr-defined]
+                cache[x] = t.money(x.amount, x.currency) if x else ""  # type: ignore[attr-defined]
             return cache[x]
 
         money, mi = _indexer(money_text(x) for r in entries for x in (r.rate, r.amount)) if rates else ([], None)
         # the label of each day offset that has an entry ("" for the others): a list, as
         # numeric keys would read as numbers to the leak guard
-        labels = {(d - d0).days: fmt_date(d) for d in set(days)}
+        labels = {(d - d0).days: t.date(d) for d in set(days)}
         data["dates"] = [labels.get(k, "") for k in range(max(labels, default=-1) + 1)]
         data["notes"] = notes if described(view) else []
         data["money"] = money
@@ -396,52 +386,54 @@ def download_name(view: PortalView, what: str, ext: str) -> str:
 def build_report(view: PortalView) -> Report:
     """The exports' shared model: summary, timesheet (or weekly summaries), invoices."""
     as_of = view.as_of or view.generated_at
+    t = lang(view.locale)
+    T = t.gettext
     summary_rows = []
     for p in view.projects:
         b = p.budget
         if b is None:
-            status = {"none": "no budget", "not_visible": "tracked by the agency"}.get(p.budget_status, "")
+            status = {"none": T("no budget"), "not_visible": T("tracked by the agency")}.get(p.budget_status, "")
             summary_rows.append((p.name, status, None, None, None, None, p.hours_to_date, p.hours_this_week))
             continue
-        unit = "hours" if b.kind == "hours" else (b.currency or "")
-        period = "monthly" if b.period == "monthly" else "total"
+        unit = T("hours") if b.kind == "hours" else (b.currency or "")
+        period = T("monthly") if b.period == "monthly" else T("total")
         summary_rows.append(
             (p.name, f"{unit}, {period}", b.allocated, b.used, b.left, b.percent_consumed / 100, p.hours_to_date,
              p.hours_this_week)
         )
     summary = Table(
-        "Summary",
+        T("Summary"),
         # budget figures are numbers in each project's own unit, named in the Budget column
-        [Column("Project", "text", 3), Column("Budget", "text", 1.5), Column("Allocated", "hours", 1.1),
-         Column("Used", "hours", 1.1), Column("Left", "hours", 1.1), Column("Used %", "percent", 0.9),
-         Column("Hours to date", "hours", 1.3), Column("Hours this week", "hours", 1.5)],
+        [Column(T("Project"), "text", 3), Column(T("Budget"), "text", 1.5), Column(T("Allocated"), "hours", 1.1),
+         Column(T("Used"), "hours", 1.1), Column(T("Left"), "hours", 1.1), Column(T("Used %"), "percent", 0.9),
+         Column(T("Hours to date"), "hours", 1.3), Column(T("Hours this week"), "hours", 1.5)],
         summary_rows,
-        ["Total", None, None, None, None, None, view.total_hours, sum((p.hours_this_week for p in view.projects), Decimal(0))],
+        [T("Total"), None, None, None, None, None, view.total_hours, sum((p.hours_this_week for p in view.projects), Decimal(0))],
     )
 
     rates = view.policy.rates_shown
     if view.policy.view == "weekly":
-        cols = [Column("Week starting", "date", 1.2), Column("Week ending", "date", 1.2), Column("Person", "text", 1.6),
-                Column("Project", "text", 2), Column("Task", "text", 1.8), Column("Hours", "hours", 1),
-                Column("Billable hours", "hours", 1.1)]
+        cols = [Column(T("Week starting"), "date", 1.2), Column(T("Week ending"), "date", 1.2), Column(T("Person"), "text", 1.6),
+                Column(T("Project"), "text", 2), Column(T("Task"), "text", 1.8), Column(T("Hours"), "hours", 1),
+                Column(T("Billable hours"), "hours", 1.1)]
         rows = [[r.week_start, r.week_end, r.person, r.project, r.task, r.hours, r.billable_hours]
                 for r in weekly_rows(view)]
-        totals: list[Cell] = ["Total", None, None, None, None, view.total_hours, view.billable_hours]
+        totals: list[Cell] = [T("Total"), None, None, None, None, view.total_hours, view.billable_hours]
         if rates:
-            cols.append(Column("Amount", "text", 1.6))
+            cols.append(Column(T("Amount"), "text", 1.6))
             for row, r in zip(rows, weekly_rows(view)):
-                row.append("; ".join(fmt_money(m.amount, m.currency) for m in r.amounts))
+                row.append("; ".join(t.money(m.amount, m.currency) for m in r.amounts))
             totals.append(None)
-        name = "Weekly summary"
+        name = T("Weekly summary")
     else:
         entries = timesheet_rows(view)
         shown = described(view)
         billing = view.policy.non_billable_shown
-        cols = [Column("Date", "date", 1.0), Column("Person", "text", 1.4), Column("Project", "text", 2.0),
-                Column("Task", "text", 1.6)]
-        cols += [Column("Description", "text", 4.2)] if shown else []
-        cols += [Column("Hours", "hours", 1)]
-        cols += [Column("Billable", "bool", 0.8)] if billing else []
+        cols = [Column(T("Date"), "date", 1.0), Column(T("Person"), "text", 1.4), Column(T("Project"), "text", 2.0),
+                Column(T("Task"), "text", 1.6)]
+        cols += [Column(T("Description"), "text", 4.2)] if shown else []
+        cols += [Column(T("Hours"), "hours", 1)]
+        cols += [Column(T("Billable"), "bool", 0.8)] if billing else []
         rows = []
         for r in entries:
             row: list[Cell] = [r.spent_date, r.person, r.project, r.task]
@@ -449,51 +441,59 @@ def build_report(view: PortalView) -> Report:
             row += [r.hours]
             row += [r.is_billable] if billing else []
             rows.append(row)
-        totals = ["Total"] + [None] * (len(cols) - 1)
-        totals[[c.title for c in cols].index("Hours")] = view.total_hours
+        totals = [T("Total")] + [None] * (len(cols) - 1)
+        totals[[c.title for c in cols].index(T("Hours"))] = view.total_hours
         if rates:
             # each entry carries its own currency; amounts are only totalled within one
-            cols += [Column("Rate", "money", 1), Column("Amount", "money", 1.1), Column("Currency", "text", 0.8)]
+            cols += [Column(T("Rate"), "money", 1), Column(T("Amount"), "money", 1.1), Column(T("Currency"), "text", 0.8)]
             for row, r in zip(rows, entries):
                 row += [r.rate.amount if r.rate else None, r.amount.amount if r.amount else None,
                         (r.amount or r.rate).currency if (r.amount or r.rate) else None]
             currencies = {(r.amount or r.rate).currency for r in entries if r.amount or r.rate}
             one = next(iter(currencies)) if len(currencies) == 1 else None
             # the view's total: amounts summed exactly, then rounded once (not a sum of rounded rows)
-            total = next((t.amount for t in view.totals if t.currency == one), None) if one else None
+            total = next((tot.amount for tot in view.totals if tot.currency == one), None) if one else None
             totals += [None, total, one]
-        name = "Timesheet"
+        name = T("Timesheet")
     timesheet = Table(name, cols, rows, totals)
 
     invoices = None
     if view.policy.invoices_shown:
-        inv_rows = [[i.number or "", i.issue_date, i.due_date, i.status, i.currency, i.amount, i.due_amount]
+        inv_rows = [[i.number or "", i.issue_date, i.due_date, invoice_status(i.status, t), i.currency, i.amount, i.due_amount]
                     for i in view.invoices]
         currencies = {i.currency for i in view.invoices}
         one = len(currencies) == 1
         invoices = Table(
-            "Invoices",
-            [Column("Number", "text", 1.4), Column("Issued", "date", 1.2), Column("Due", "date", 1.2),
-             Column("Status", "text", 1.1), Column("Currency", "text", 0.9), Column("Amount", "money", 1.3),
-             Column("Outstanding", "money", 1.3)],
+            T("Invoices"),
+            [Column(T("Number"), "text", 1.4), Column(T("Issued"), "date", 1.2), Column(T("Due"), "date", 1.2),
+             Column(T("Status"), "text", 1.1), Column(T("Currency"), "text", 0.9), Column(T("Amount"), "money", 1.3),
+             Column(T("Outstanding"), "money", 1.3)],
             inv_rows,
-            ["Total", None, None, None, next(iter(currencies)) if one else None,
+            [T("Total"), None, None, None, next(iter(currencies)) if one else None,
              sum((i.amount for i in view.invoices), Decimal(0)) if one else None,
              sum((i.due_amount for i in view.invoices), Decimal(0)) if one else None],
         )
-    facts = [("Hours to date", f"{fmt_hours(view.total_hours)} h"), ("Billable hours", f"{fmt_hours(view.billable_hours)} h")]
+    facts = [(T("Hours to date"), t.hours(view.total_hours)), (T("Billable hours"), t.hours(view.billable_hours))]
     for p in view.projects:
         if p.budget is not None:
-            facts.append((p.name, _left_sentence(p.budget) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+            facts.append((p.name, _left_sentence(p.budget, t) + (f". {p.budget.unlisted_note}" if p.budget.unlisted_note else "")))
+            if p.budget.history:
+                b = p.budget
+                facts.append((T("%(project)s, previous months", project=p.name), "; ".join(
+                    T("%(month)s: %(used)s of %(allocated)s", month=t.month(h.month),
+                      used=fmt_budget(h.used, b, t), allocated=fmt_budget(h.allocated, b, t))
+                    + (" " + T("(%(over)s over)", over=fmt_budget(h.over, b, t)) if h.over > 0 else "")
+                    for h in reversed(b.history))))
     if view.budget_basis_note:
-        facts.append(("Budgets", view.budget_basis_note))
+        facts.append((T("Budgets"), view.budget_basis_note))
     if view.unbilled.hours:
-        facts.append(("Not yet invoiced", f"{fmt_hours(view.unbilled.hours)} h"))
+        facts.append((T("Not yet invoiced"), t.hours(view.unbilled.hours)))
     return Report(
         agency=view.agency.name,
         client=view.client_name,
         as_of=as_of,
-        as_of_text=fmt_datetime(view.as_of),
+        as_of_text=t.datetime(view.as_of),
+        locale=view.locale,
         summary=summary,
         timesheet=timesheet,
         invoices=invoices,
@@ -501,13 +501,41 @@ def build_report(view: PortalView) -> Report:
     )
 
 
-def _left_sentence(b: BudgetView) -> str:
+def change_sentence(note: ChangeNote | None, t: Lang = EN, zone: object = None) -> str:
+    """"3 entries edited, 1 removed, 12 added since 12 Nov", in the page's language."""
+    if note is None:
+        return ""
+    parts = []
+    if note.edited:
+        parts.append(t.ngettext("%(num)s entry edited", "%(num)s entries edited", note.edited))
+    # the noun once, on the first part: "3 entries edited, 1 removed, 12 added"
+    if note.removed:
+        parts.append(t.gettext("%(num)s removed", num=note.removed) if parts else
+                     t.ngettext("%(num)s entry removed", "%(num)s entries removed", note.removed))
+    if note.added:
+        parts.append(t.gettext("%(num)s added", num=note.added) if parts else
+                     t.ngettext("%(num)s entry added", "%(num)s entries added", note.added))
+    what = ", ".join(parts) if parts else t.gettext("No changes")
+    if note.since is None:
+        return what
+    since = note.since.astimezone(zone) if isinstance(zone, dt.tzinfo) else note.since
+    return t.gettext("%(changes)s since %(date)s", changes=what, date=t.short_date(since.date()))
+
+
+def invoice_status(status: str, t: Lang = EN) -> str:
+    """How the portal and the exports name an invoice's status."""
+    return {"open": t.gettext("Open"), "partial": t.gettext("Partly paid"), "paid": t.gettext("Paid"),
+            "overdue": t.gettext("Overdue")}.get(status, status)
+
+
+def _left_sentence(b: BudgetView, t: Lang = EN) -> str:
     if b.is_over_budget or b.left < 0:
-        s = f"{fmt_budget(-b.left, b)} over budget"
+        s = t.gettext("%(amount)s over budget", amount=fmt_budget(-b.left, b, t))
     else:
-        s = f"{fmt_budget(b.left, b)} left of {fmt_budget(b.allocated, b)}"
+        s = t.gettext("%(left)s left of %(allocated)s", left=fmt_budget(b.left, b, t),
+                      allocated=fmt_budget(b.allocated, b, t))
     if b.period == "monthly" and b.resets_on:
-        s += f"; resets {fmt_date(b.resets_on)}"
+        s += t.gettext("; resets %(date)s", date=t.date(b.resets_on))
     return s
 
 
@@ -525,7 +553,9 @@ def isolate_bidi(value: object) -> object:
     return value
 
 
-def _env() -> jinja2.Environment:
+def _env(t: Lang) -> jinja2.Environment:
+    """The page's environment in one language: filters print in its formats, and `tr`/`trn`
+    look sentences up in its catalog (plain text: autoescape still escapes the result)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("publishers", "templates"),
         autoescape=True,
@@ -535,45 +565,49 @@ def _env() -> jinja2.Environment:
         finalize=isolate_bidi,
     )
     env.filters.update(
-        hours=fmt_hours, money=fmt_money, date=fmt_date, short_date=fmt_short_date, datetime=fmt_datetime,
-        budget=fmt_budget, percent=fmt_percent, island=json_island, fill=fill, description=shown_description,
+        hours=t.number, h=t.hours, count=t.count, money=t.money, date=t.date, short_date=t.short_date,
+        datetime=t.datetime, budget=lambda value, b: fmt_budget(value, b, t), percent=t.percent,
+        island=json_island, fill=fill, description=shown_description,
     )
-    env.globals.update(left_sentence=_left_sentence, zip=zip, mailto=mailto, invoice_anchor=invoice_anchor)
+    env.globals.update(left_sentence=lambda b: _left_sentence(b, t), zip=zip, mailto=mailto,
+                       invoice_anchor=invoice_anchor, tr=t.gettext, trn=t.ngettext, hu=t.hours_text, t=t)
     return env
 
 
-_ENV: jinja2.Environment | None = None
+_ENVS: dict[str, jinja2.Environment] = {}
 
 
-def env() -> jinja2.Environment:
-    global _ENV
-    if _ENV is None:
-        _ENV = _env()
-    return _ENV
+def env(locale: str = "en") -> jinja2.Environment:
+    if locale not in _ENVS:
+        _ENVS[locale] = _env(lang(locale))
+    return _ENVS[locale]
 
 
-def _burn_svg(p: ProjectView, accent: str) -> Markup:
+def _burn_svg(p: ProjectView, accent: str, t: Lang = EN) -> Markup:
     chart = p.burn_chart
     if not chart.cumulative:
         return Markup("")
     unit_fmt: Callable[[float], str]
     if chart.unit == "money":
-        unit_fmt = lambda v: fmt_money(Decimal(str(v)), chart.currency).replace(".00", "")  # noqa: E731
+        unit_fmt = lambda v: t.money(Decimal(str(v)), chart.currency).replace(  # noqa: E731
+            t.number_symbols["decimal"] + "00", "")
     else:
-        unit_fmt = lambda v: f"{charts.fmt_num(v)} h"  # noqa: E731
+        unit_fmt = lambda v: t.hours(Decimal(str(v)), 0) if float(v).is_integer() else t.hours(Decimal(str(v)), 1)  # noqa: E731
     actual = [(pt.on, float(pt.value)) for pt in chart.cumulative]
     projected = [(pt.on, float(pt.value)) for pt in chart.projection]
     full_projection = projected[-1] if projected else None
     projected = _clip_projection(projected, actual, p.ends_on)
     last = actual[-1]
-    desc = f"Budget used rose to {unit_fmt(last[1])} by {fmt_date(last[0])}."
+    desc = t.gettext("Budget used rose to %(amount)s by %(date)s.", amount=unit_fmt(last[1]), date=t.date(last[0]))
     if chart.budget is not None:
-        desc += f" The budget is {unit_fmt(float(chart.budget))}."
+        desc += " " + t.gettext("The budget is %(amount)s.", amount=unit_fmt(float(chart.budget)))
     if full_projection:
-        desc += f" At the current pace it reaches {unit_fmt(full_projection[1])} on {fmt_date(full_projection[0])}."
+        desc += " " + t.gettext("At the current pace it reaches %(amount)s on %(date)s.",
+                                amount=unit_fmt(full_projection[1]), date=t.date(full_projection[0]))
     return charts.burn_chart(
-        charts.BurnSeries(actual, projected, float(chart.budget) if chart.budget is not None else None, unit_fmt),
-        title=f"Budget burn for {isolate_bidi(p.name)}",
+        charts.BurnSeries(actual, projected, float(chart.budget) if chart.budget is not None else None, unit_fmt,
+                          day=t.short_date, budget_label=t.gettext("Budget %(amount)s")),
+        title=t.gettext("Budget burn for %(project)s", project=isolate_bidi(p.name)),
         desc=desc,
         accent=accent,
         chart_id=f"burn-{p.anchor}",
@@ -600,13 +634,14 @@ def _clip_projection(
 
 def render_index(view: PortalView, link: LinkFn, token: str) -> str:
     accent = accessible_accent(view.agency.accent_color)
+    t = lang(view.locale)
     logo = view.agency.logo_url if view.agency.logo_url and _SAFE_LOGO.match(view.agency.logo_url) else None
     meters = {}
     for p in view.projects:
         if p.budget is not None:
             b = p.budget
             meters[p.anchor] = charts.meter(
-                float(b.percent_consumed) / 100, label=f"{b.percent_consumed}% of the budget used", accent=accent,
+                float(b.percent_consumed) / 100, label=t.gettext("%(percent)s of the budget used", percent=t.percent(b.percent_consumed)), accent=accent,
                 over=b.is_over_budget,
             )
     max_week = max((float(h.hours) for h in view.this_week_by_person), default=0.0)
@@ -616,13 +651,13 @@ def render_index(view: PortalView, link: LinkFn, token: str) -> str:
     week_rows = [(label, hours, to_date.get(label)) for label, hours in week.items()]
     week_rows += [(label, None, hours) for label, hours in to_date.items() if label not in week]
     weeks, row_count = first_page(view)
-    return env().get_template("portal/index.html.j2").render(
+    return env(view.locale).get_template("portal/index.html.j2").render(
         view=view,
         accent=accent,
         accent_soft=tint(accent, SOFT),
         logo=logo,
         meters=meters,
-        burn_svgs={p.anchor: _burn_svg(p, accent) for p in view.projects},
+        burn_svgs={p.anchor: _burn_svg(p, accent, t) for p in view.projects},
         max_week=max_week,
         week_rows=week_rows,
         has_to_date=bool(to_date),
@@ -635,7 +670,9 @@ def render_index(view: PortalView, link: LinkFn, token: str) -> str:
         attention=attention_items(view),
         invoices=invoices_newest_first(view),
         ask_to=ask_address(view.agency.contact) if view.agency.ask else None,
-        as_of_text=fmt_datetime(view.as_of),
+        as_of_text=t.datetime(view.as_of),
+        change_text=change_sentence(view.change_note, t, view.generated_at.tzinfo),
+        invoice_status=lambda status: invoice_status(status, t),
     )
 
 

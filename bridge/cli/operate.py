@@ -27,7 +27,10 @@ def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
         # and audits each failed client; the others are still published.
         for key in sorted(keys):
             with client_lock(env.store, key, wait=True):
-                publish_all(env.store, env.config, target, render, clients=[key], protect=wiring.protector(env))
+                # only_if_changed: a restart (or a sync that changed nothing this client shows)
+                # does not render and upload a portal whose inputs are what it was made from
+                publish_all(env.store, env.config, target, render, clients=[key], protect=wiring.protector(env),
+                            only_if_changed=True)
 
     return publish
 

@@ -24,6 +24,9 @@ def _print_reports(reports: list[Any], as_json: bool) -> None:
                 f"{r.source}: ok - {r.new} new, {r.updated} updated, {r.deleted} deleted, "
                 f"{r.quarantined} quarantined, {r.requests} requests, {r.seconds:.1f} s"
             )
+            for resource, why in getattr(r, "not_permitted", {}).items():
+                # the token works but may not read this: skipped, the rest synced
+                click.echo(f"{r.source}: SKIPPED {resource} - {why}", err=True)
         else:
             click.echo(f"{r.source}: {r.status.upper()} - {r.error}", err=True)
     quarantined = sum(r.quarantined for r in reports)

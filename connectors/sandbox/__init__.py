@@ -159,6 +159,9 @@ def describe(sandbox: Sandbox) -> list[str]:
                     lines.append(f"    export {value}={creds[secret_key]}")
             elif f"{key}_env" not in creds:
                 lines.append(f"    {key} = {value}")
+        if mounted.name == "freshbooks":
+            lines.append("    (or, instead of the refresh token, `bridge auth freshbooks`: the sandbox's "
+                         "authorize page approves at once)")
     return lines
 
 

@@ -60,11 +60,22 @@ def make_state(agency: Agency, **options: Any) -> HarvestState:
 
 
 def too_many_requests(retry_after: int | None) -> Response:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-    return json_response({"message": "Too Many Requests"}, 429, headers)
+    if retry_after is None:
+        # recorded from Harvest: 429, text/html, an empty body and no Retry-After
+        return Response(429, "", {}, "text/html; charset=utf-8")
+    return json_response({"message": "Too Many Requests"}, 429, {"Retry-After": str(retry_after)})
 
 
-ROUTES = Router(lambda request: json_response({"status": 404, "error": "Not Found"}, 404))
+# Recorded: Harvest answers an unknown path with its whole web 404 page, not JSON.
+NOT_FOUND_PAGE = (
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    "<title>Page not found - Harvest</title><style>body{font-family:sans-serif;margin:4em}</style></head>"
+    "<body><main><h1>Sorry, we can't find that page.</h1><p>The page you were looking for doesn't exist "
+    "or has moved.</p><p><a href=\"https://www.getharvest.com\">Harvest home</a></p></main></body></html>"
+)
+
+
+ROUTES = Router(lambda request: Response(404, NOT_FOUND_PAGE, {}, "text/html; charset=utf-8"))
 
 
 def handle(request: Request, agency: Agency, state: HarvestState) -> Response:

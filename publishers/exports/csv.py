@@ -14,6 +14,7 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+from bridge.i18n import lang
 from publishers.exports.model import Cell, Column, Report
 
 BOM = "\ufeff"
@@ -26,11 +27,11 @@ def defuse(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def _cell(value: Cell, col: Column) -> str:
+def _cell(value: Cell, col: Column, yes_no: tuple[str, str] = ("yes", "no")) -> str:
     if value is None:
         return ""
     if col.kind == "bool":
-        return "yes" if value else "no"
+        return yes_no[0] if value else yes_no[1]
     if col.kind == "hours":
         return f"{float(value):.2f}"
     if col.kind == "money":
@@ -46,5 +47,9 @@ def timesheet_csv(report: Report) -> bytes:
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow([defuse(c.title) for c in table.columns])
     cols = table.columns
-    w.writerows([_cell(v, c) for v, c in zip(row, cols)] for row in table.rows)
+    # figures stay machine-readable in every language (ISO dates, "." decimals); the
+    # header and the yes/no words are in the client's language
+    t = lang(report.locale)
+    yes_no = (t.gettext("yes"), t.gettext("no"))
+    w.writerows([_cell(v, c, yes_no) for v, c in zip(row, cols)] for row in table.rows)
     return (BOM + buf.getvalue()).encode("utf-8")

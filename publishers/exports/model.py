@@ -42,4 +42,5 @@ class Report:
     timesheet: Table
     invoices: Table | None = None
     facts: Sequence[tuple[str, str]] = ()  # short label/value lines under the header
+    locale: str = "en"  # the client's language and formats (bridge/i18n.py)
 

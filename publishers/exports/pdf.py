@@ -31,7 +31,10 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
+from bridge.i18n import Lang, lang
 from publishers.exports.model import Cell, Column, Report, Table
+
+EN = lang("en")
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 # Fonts for what DejaVu lacks (Chinese, Japanese, Korean), first found wins. TrueType
@@ -111,7 +114,8 @@ class _Doc:
         self.c._doc._timeStamp = _stamp(report.as_of)
         self.c.setTitle(f"{report.client} - report - {report.as_of.date().isoformat()}")
         self.c.setAuthor(report.agency)
-        self.c.setSubject(f"Data as of {report.as_of_text}")
+        self.t = lang(report.locale)
+        self.c.setSubject(self.t.gettext("Data as of %(when)s", when=report.as_of_text))
         self.w, self.h = PAGE
         self.page = 0
         self._width_cache: dict[tuple[str, str], float] = {}
@@ -188,12 +192,13 @@ class _Doc:
         c.setFillColor(self.accent)
         self.draw(MARGIN, top, self.r.agency, self.f.bold, 11)
         c.setFillColor(INK)
-        self.draw(self.w - MARGIN, top, f"{self.r.client} · data as of {self.r.as_of_text}", self.f.regular, 9, right=True)
+        self.draw(self.w - MARGIN, top, f"{self.r.client} · " + self.t.gettext("data as of %(when)s", when=self.r.as_of_text), self.f.regular, 9, right=True)
         c.setStrokeColor(RULE)
         c.line(MARGIN, top - 4 * mm, self.w - MARGIN, top - 4 * mm)
         c.setFillColor(MUTED)
         c.setFont(self.f.regular, 8)
-        c.drawRightString(self.w - MARGIN - 9 * mm, MARGIN - 6 * mm, f"Page {self.page} of")
+        # "Page 3 of" and the count drawn after it once the last page is known
+        c.drawRightString(self.w - MARGIN - 9 * mm, MARGIN - 6 * mm, self.t.gettext("Page %(page)s of", page=self.page))
         c.doForm("page_count")
         self.y = top - 11 * mm
 
@@ -228,19 +233,18 @@ class _Doc:
         return self.buf.getvalue()
 
 
-def _fmt(v: Cell, col: Column) -> str:
+def _fmt(v: Cell, col: Column, t: Lang = EN) -> str:
+    """A cell as the page prints it, in the report's language and formats."""
     if v is None:
         return ""
-    if col.kind == "hours":
-        return f"{float(v):,.2f}"
-    if col.kind == "money":
-        return f"{Decimal(v):,.2f}"
+    if col.kind in ("hours", "money"):
+        return t.number(v)  # type: ignore[arg-type]
     if col.kind == "percent":
-        return f"{float(v):.1%}"  # as the page prints budget use: "87.5%"
+        return t.percent(Decimal(str(v)) * 100)  # as the page prints budget use: "87.5%"
     if col.kind == "bool":
-        return "yes" if v else "no"
+        return t.gettext("yes") if v else t.gettext("no")
     if isinstance(v, dt.date):
-        return v.isoformat()
+        return t.date(v)
     return str(v)
 
 
@@ -255,7 +259,7 @@ def _widths(doc: _Doc, table: Table, avail: float, pad: float) -> list[float]:
     sample = list(table.rows[:400]) + ([table.totals] if table.totals is not None else [])
     need: list[float] = []
     for i, col in enumerate(cols):
-        values = [doc.text(_fmt(r[i], col)) for r in sample]
+        values = [doc.text(_fmt(r[i], col, doc.t)) for r in sample]
         sizes = sorted(doc.width(v, doc.f.bold if r is table.totals else doc.f.regular)
                        for v, r in zip(values, sample) if v)
         title = doc.width(doc.text(col.title), doc.f.bold)
@@ -339,7 +343,7 @@ def _table(doc: _Doc, table: Table) -> None:
             state["font"] = font
         base = doc.y - ROW_H + 1.7 * mm
         for v, col, x, w in zip(values, cols, xs, widths):
-            s = _fmt(v, col)
+            s = _fmt(v, col, doc.t)
             if not s:
                 continue
             if col.kind in _NUMERIC:  # a figure is never cut; it may borrow the gutter
@@ -367,8 +371,9 @@ def _table(doc: _Doc, table: Table) -> None:
 
 def report_pdf(report: Report, *, accent: str = "#1f5fbf") -> bytes:
     doc = _Doc(report, accent)
-    doc.heading(f"{report.client}: time and budget report", 16)
-    doc.line(f"Prepared by {report.agency}. Data as of {report.as_of_text}.", muted=True)
+    doc.heading(doc.t.gettext("%(client)s: time and budget report", client=report.client), 16)
+    doc.line(doc.t.gettext("Prepared by %(agency)s. Data as of %(when)s.", agency=report.agency, when=report.as_of_text),
+             muted=True)
     for label, value in report.facts:
         doc.line(f"{label}: {value}")
     doc.y -= 3 * mm

@@ -19,6 +19,7 @@ from typing import Any
 import xlsxwriter
 from xlsxwriter.utility import xl_rowcol_to_cell
 
+from bridge.i18n import lang
 from publishers.exports.model import Report, Table
 
 _WIDTHS = {"date": 12, "hours": 10, "money": 14, "bool": 10, "percent": 10, "text": 24}
@@ -33,7 +34,7 @@ def workbook_xlsx(report: Report) -> bytes:
         )
         # a fixed creation date (the data's as-of time) keeps unchanged data byte-identical
         created = report.as_of.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        wb.set_properties({"title": f"{report.client} - {report.agency}", "comments": f"Data as of {report.as_of_text}",
+        wb.set_properties({"title": f"{report.client} - {report.agency}", "comments": lang(report.locale).gettext("Data as of %(when)s", when=report.as_of_text),
                            "created": created})
         fmt = _formats(wb)
         for table in (report.summary, report.timesheet, report.invoices):
@@ -65,13 +66,14 @@ def _write_table(wb: Any, fmt: dict[str, Any], report: Report, table: Table) -> 
     for i, c in enumerate(cols):
         ws.set_column(i, i, _WIDTHS.get(c.kind, 16) * (1.6 if c.width >= 2 else 1))
     ws.write_string(0, 0, f"{report.client} - {table.name}", fmt["title"])
-    ws.write_string(1, 0, f"{report.agency} · data as of {report.as_of_text}", fmt["muted"])
+    ws.write_string(1, 0, f"{report.agency} · " + lang(report.locale).gettext("data as of %(when)s", when=report.as_of_text),
+                    fmt["muted"])
     head = 3
     for i, c in enumerate(cols):
         title = c.title + (f" ({table.currency})" if c.kind == "money" and table.currency else "")
         ws.write_string(head, i, title, fmt["head"])
     ws.freeze_panes(head + 1, 0)
-    writers = [_writer(ws, fmt, c.kind) for c in cols]
+    writers = [_writer(ws, fmt, c.kind, report.locale) for c in cols]
     r = head
     for row in table.rows:
         r += 1
@@ -95,7 +97,7 @@ def _write_table(wb: Any, fmt: dict[str, Any], report: Report, table: Table) -> 
         ws.autofilter(head, 0, head + len(table.rows), len(cols) - 1)
 
 
-def _writer(ws: Any, fmt: dict[str, Any], kind: str) -> Callable[[int, int, Any], None]:
+def _writer(ws: Any, fmt: dict[str, Any], kind: str, locale: str = "en") -> Callable[[int, int, Any], None]:
     """One cell writer per column, chosen once instead of per cell (20k rows add up)."""
     if kind == "date":
         f = fmt["date"]
@@ -104,6 +106,7 @@ def _writer(ws: Any, fmt: dict[str, Any], kind: str) -> Callable[[int, int, Any]
         f = fmt[kind]
         return lambda r, c, v: ws.write_number(r, c, float(v), f)
     if kind == "bool":
-        return lambda r, c, v: ws.write_string(r, c, "yes" if v else "no")
+        yes, no = lang(locale).gettext("yes"), lang(locale).gettext("no")
+        return lambda r, c, v: ws.write_string(r, c, yes if v else no)
     # write_string never interprets "=..." as a formula, so notes cannot inject one
     return lambda r, c, v: ws.write_string(r, c, str(v))

@@ -134,7 +134,8 @@ def test_every_output_shows_the_same_figures(acme: Store) -> None:
     assert "12.00 h used of 10.00 h (120.0%)" in html and "Feb 2025" in html
     assert "Retainer went over last month’s budget:</strong> 13.00 h used of 10.00 h." in html
     assert "Retainer: 2.00 h over budget; resets 1 Apr 2025" in pdf
-    assert "Retainer hours, monthly 10.00 12.00 -2.00 120.0%" in pdf
+    assert "Retainer hours, monthly 10.00 12.00 −2.00 120.0%" in pdf  # a real minus sign
+    assert "Retainer, previous months: Feb 2025: 13.00 h of 10.00 h (3.00 h over); Jan 2025: 0.00 h of 10.00 h" in pdf
     assert summary["Retainer"][2:6] == (10, 12, -2, 1.2)
     r = alerts["Retainer"]
     assert (r.used, r.left, r.percent, r.level) == (ret.used, ret.left, ret.percent_consumed, "over")

@@ -22,7 +22,8 @@ def test_english_keeps_the_portal_formats() -> None:
     assert en.hours(Decimal("561.95"), 1) == "562.0 h"
     assert en.money(Decimal("5730.48"), "GBP") == "£5,730.48"
     assert en.money(Decimal("-5"), "USD") == "\u2212$5.00"
-    assert en.percent(Decimal("12.5")) == "12.5%"
+    assert en.percent(Decimal("12.5")) == "12.5%" and en.percent(Decimal("90")) == "90.0%"
+    assert en.money(Decimal("1234"), "CHF") == "1,234.00 CHF" and en.count(12000) == "12,000"
 
 
 def test_german_reads_german() -> None:

@@ -263,3 +263,59 @@ def test_the_agency_contact_is_not_a_leak_of_a_team_members_email(store: Store) 
     values = {hv.value for hv in hidden_values(store, config, config.clients[0])}
     assert "alice@agency.test" not in values and "Moreau" not in values
     assert {"bob@agency.test", "Stone", "Bob Stone"} <= values
+
+
+# --- no false blocks; one description withheld instead of a portal (issue 11) ----------
+
+
+def test_whole_numbers_match_only_in_money_or_rate_context() -> None:
+    hidden = [HiddenValue("rate", "125", "number"), HiddenValue("rate", "125.00", "number")]
+    for harmless in ("Page 125 of 143", "125 entries", "125 h", "125%", "2025-01-25", "on 125 pages", "125 hours",
+                     "week 125", "#125"):
+        assert find_leaks([_html(f"<p>{harmless}</p>")], hidden) == [], harmless
+    for leak in ("€125", "EUR 125", "125 EUR", "125 €", "$125", "125/h", "125 per hour", "rate: 125", "@ 125",
+                 "125.00", "billed 125.00 EUR"):
+        assert find_leaks([_html(f"<p>{leak}</p>")], hidden), leak
+
+
+def test_text_values_match_only_as_whole_words() -> None:
+    hidden = [HiddenValue("another client's name (h:2)", "Acme")]
+    assert find_leaks([_html("<p>Acmeville and acme and AcmeCorp</p>")], hidden) == []
+    assert find_leaks([_html("<p>for Acme.</p>")], hidden)
+
+
+def test_a_hidden_note_inside_a_visible_note_is_not_a_leak() -> None:
+    from bridge.leakguard import _prune
+
+    visible = "Documented login rate limiting (ticket 12)"
+
+    @dataclasses.dataclass(frozen=True)
+    class Fake:
+        notes: tuple[str, ...]
+
+    values = [HiddenValue("time_entries.notes (h:9)", "Documented login rate limiting"),
+              HiddenValue("time_entries.notes (h:8)", "Documented the rate"),
+              HiddenValue("another client's name (h:2)", "login rate")]
+    kept = {hv.value for hv in _prune(values, [], Fake((visible,)))}  # type: ignore[arg-type]
+    # the same words shown on a visible note are not a leak; another client's name always is
+    assert kept == {"Documented the rate", "login rate"}
+
+
+def test_withholding_replaces_only_the_descriptions_that_hold_a_hidden_value() -> None:
+    from bridge.leakguard import withhold_descriptions
+    from bridge.redaction import WITHHELD, EntryRef, ReviewLog
+    from tests.publishers.factory import make_view
+
+    view = make_view(n=4, note="Paired on checkout")
+    rows = list(view.timesheet)
+    rows[1] = dataclasses.replace(rows[1], description="Rate was 150/h")
+    rows[2] = dataclasses.replace(rows[2], description="Page 150 of 200")
+    view = dataclasses.replace(view, timesheet=tuple(rows))
+    review = ReviewLog(rows=[EntryRef("h", str(i), r.spent_date, r.project, r.person) for i, r in enumerate(rows)])
+    out = withhold_descriptions(view, [HiddenValue("time_entries.billable_rate (h:1)", "150", "number")], review)
+    assert [r.description for r in out.timesheet] == ["Paired on checkout", WITHHELD, "Page 150 of 200", "Paired on checkout"]
+    assert [(r.spent_date, r.person, r.task, r.hours) for r in out.timesheet] == \
+        [(r.spent_date, r.person, r.task, r.hours) for r in view.timesheet]  # the row keeps the rest
+    assert [(f.entry.source_id, f.action, f.reasons) for f in review.findings] == \
+        [("1", "withheld", ("time_entries.billable_rate (h:1)",))]
+    assert out.total_hours == view.total_hours

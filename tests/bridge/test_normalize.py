@@ -144,3 +144,20 @@ def test_validated_turns_a_validation_error_into_a_record_error() -> None:
     with pytest.raises(RecordError) as info:
         n.validated(Invoice, {"source": "s", "source_id": "9", "currency": "EUR", "status": "open", "issue_date": "soon"})
     assert info.value.field == "issue_date" and info.value.source_id == "9"
+
+
+@pytest.mark.parametrize(("provider", "state", "amount", "due", "received", "status"), [
+    # a draft that already has money received follows its payments (recorded on Harvest)
+    ("harvest", "draft", "1000", "400", False, "partial"),
+    ("harvest", "draft", "1000", "0", False, "paid"),
+    ("harvest", "draft", "1000", "1000", True, "open"),  # a payment recorded, amounts not yet moved
+    ("freshbooks", "draft", "500", "200", False, "partial"),
+    ("productive", "draft", "800", "0", False, "paid"),
+    # an untouched draft stays a draft
+    ("harvest", "draft", "1000", "1000", False, "draft"),
+    ("productive", "draft", "0", "0", False, "draft"),
+])
+def test_invoice_status_follows_its_payments(provider: str, state: str, amount: str, due: str, received: bool, status: str) -> None:
+    got = n.invoice_status(provider, state, amount=Decimal(amount), due_amount=Decimal(due),
+                           due_date=dt.date(2030, 1, 1), today=dt.date(2025, 3, 20), received=received)
+    assert got == status

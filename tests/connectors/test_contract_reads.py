@@ -35,7 +35,7 @@ TODAY = dt.date(2025, 3, 20)
 
 # Keys a connector itself puts on an item before the normalizer sees it (parent ids, a
 # project's budgets, the JSON:API "not included" marker): not part of any response.
-CONNECTOR_KEYS = frozenset({"_parent_id", "budgets", jsonapi.NOT_INCLUDED})
+CONNECTOR_KEYS = frozenset({"_parent_id", "budgets", "_budgets_hidden", jsonapi.NOT_INCLUDED})
 # Fields a normalizer reads on purpose although real responses may leave them out: the
 # reader falls back. Each is named with the reason; anything else absent is a request bug.
 OPTIONAL = {
@@ -189,3 +189,35 @@ def test_freshbooks_days_are_right_for_an_agency_east_or_west_of_its_team(box: S
     want = {str(e.id): e.spent_date for e in box.agency.entries.values() if not e.is_running}
     wrong = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
     assert not wrong, f"{len(wrong)} entries booked on another day, e.g. {list(wrong.items())[:3]}"
+
+
+def test_harvest_approved_only_publishes_only_approved_time(tmp_path: Path) -> None:
+    """Invoiced time is locked in Harvest ("Item Invoiced and Locked") whether or not it was
+    approved: only the agency's approved entries may pass the approved_only gate."""
+    from sqlmodel import select
+
+    from bridge.config import VisibilityConfig
+    from bridge.models import TimeEntry
+    from bridge.policy import Policy
+    from bridge.sync import sync_source
+
+    with Sandbox(generate_agency(seed=5, today=TODAY, entries=300), rate_limits=False) as box:
+        invoiced = sorted(e.id for e in box.agency.entries.values() if e.invoice_id)
+        for entry_id in invoiced[::3]:  # invoiced without ever being approved
+            box.agency.edit_entry(entry_id, is_locked=False)
+        conn, store, config = connector(box, "harvest", tmp_path)
+        try:
+            report = sync_source(conn, store, config.sources[0], ctx=Context(source="harvest", tz=config.agency.zone, today=TODAY))
+        finally:
+            conn.close()
+    assert report.status == "ok", report.error
+    with store.session() as s:
+        stored = {e.source_id: e for e in s.exec(select(TimeEntry))}
+    gate = Policy(VisibilityConfig(approved_only=True, non_billable="shown"))
+    published = {sid for sid, e in stored.items()
+                 if gate.publishes(task_name=None, notes=None, tags=None, is_billable=e.is_billable, is_approved=e.is_approved)}
+    approved = {str(e.id) for e in box.agency.entries.values() if e.is_locked}
+    invoiced_unapproved = {str(e.id) for e in box.agency.entries.values() if e.invoice_id and not e.is_locked}
+    assert invoiced_unapproved, "the agency should have invoiced time that was never approved"
+    assert published == approved
+    assert not published & invoiced_unapproved

@@ -246,6 +246,13 @@ def test_person_budgeted_project_with_zero_budget_has_no_budget() -> None:
     assert (money.budget_kind, money.budget_money) == (None, None)
 
 
+def test_task_assignment_zero_budget_is_no_budget() -> None:
+    raw = {"id": 1, "project": {"id": 14501001}, "task": {"id": 8301001}, "billable": True, "is_active": True,
+           "budget": 0.0, "hourly_rate": None, "updated_at": "2025-03-01T10:00:00Z"}
+    assert RESOURCES["task_assignments"].normalize(raw, CTX).budget_seconds is None
+    assert RESOURCES["task_assignments"].normalize({**raw, "budget": 12.5}, CTX).budget_seconds == 45000
+
+
 def test_draft_invoice_with_a_payment_is_not_a_draft() -> None:
     # recorded: a draft can already have a payment
     part = RESOURCES["invoices"].normalize(invoice(40100004, state="draft", amount=1000.0, due_amount=400.0), CTX)
@@ -455,13 +462,24 @@ def test_429_waits_retry_after_then_succeeds(respx_mock, make, clock) -> None:
 
 @pytest.mark.respx(base_url=BASE)
 def test_429_without_retry_after_backs_off(respx_mock, make, clock) -> None:
-    route = respx_mock.get("/tasks").mock(side_effect=[
-        httpx.Response(429), httpx.Response(429), httpx.Response(200, json=page([], "tasks")),
-    ])
+    recorded = fixture_json("harvest", "errors.json")["429_recorded_no_retry_after"]  # text/html, empty
+    throttled = httpx.Response(429, text=recorded["body"], headers=recorded["headers"])
+    route = respx_mock.get("/tasks").mock(side_effect=[throttled, throttled, httpx.Response(200, json=page([], "tasks"))])
     conn = make(retry=RetryPolicy(attempts=4, backoff_s=2.0, max_wait_s=30.0, sleep=clock.sleep))
     list(conn.pages("tasks", None))
     assert route.call_count == 3
-    assert len(clock.slept) == 2 and all(0 <= s <= 30.0 for s in clock.slept)
+    # at least Harvest's 15 s window (plus the limiter's margin), then twice that up to the cap
+    assert clock.slept == [15.25, 30.0]
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_html_404_page_is_named_not_pasted(respx_mock, make) -> None:
+    recorded = fixture_json("harvest", "errors.json")["404_html_page"]
+    respx_mock.get("/tasks").respond(404, text=recorded["body"], headers=recorded["headers"])
+    with pytest.raises(FatalSourceError) as info:
+        list(make().pages("tasks", None))
+    assert "HTTP 404" in str(info.value) and "an HTML page titled 'Page not found - Harvest'" in str(info.value)
+    assert "<" not in str(info.value)
 
 
 @pytest.mark.respx(base_url=BASE)

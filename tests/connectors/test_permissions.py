@@ -91,3 +91,16 @@ def test_bridge_check_with_an_admin_token_says_rates_are_visible(
     assert "is_admin=True, can_see_rates=True, access_roles=administrator" in result.output
     assert "rates and money amounts: visible" in result.output
     assert "may NOT" not in result.output
+
+
+def test_bridge_sync_says_which_resources_it_skipped_and_why(
+        box: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = write_config(box, tmp_path, providers=("harvest",), monkeypatch=monkeypatch)
+    monkeypatch.setenv("HARVEST_TOKEN", MEMBER_TOKEN)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["-c", str(conf), "sync"])
+    out = result.output
+    assert result.exit_code == 0, out
+    assert "harvest: ok - " in out
+    assert "harvest: SKIPPED clients - harvest: the token works but may not read clients (HTTP 403)" in out
+    assert MEMBER_TOKEN not in out

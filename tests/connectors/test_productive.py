@@ -613,3 +613,16 @@ def test_registered_and_built_by_kind(monkeypatch: pytest.MonkeyPatch) -> None:
     conn = connectors.build_connector(cfg, tz=BERLIN)
     assert isinstance(conn, ProductiveConnector) and conn.name == "prod" and conn.money_scale == 100
     conn.close()
+
+
+@pytest.mark.respx(base_url=BASE)
+def test_budgets_the_token_may_not_list_leave_projects_synced_and_budgets_not_visible(respx_mock, make) -> None:
+    respx_mock.get("/deals").respond(403, json=body("errors.json")["403_forbidden"]["body"])
+    respx_mock.get("/people").respond(json=body("users_page1.json"))
+    respx_mock.get("/projects").respond(json=body("projects_page1.json"))
+    conn = make()
+    [page] = list(conn.pages("projects", None))
+    rows = [conn.resources["projects"].normalize(p, CTX) for p in page.items]
+    assert len(rows) == 4 and all(r.client_source_id for r in rows)
+    assert all(r.budget_kind is None and r.budget_visible is False for r in rows)
+    assert "may not read budgets" in conn.not_permitted["budgets"]

@@ -92,3 +92,24 @@ def test_sent_once_a_week_through_smtp(tmp_path, smtp_server) -> None:
     # a client named on the command line gets one without opting in, but not without a link
     named = send_digests(store, cfg, now=NOW, build_view=lambda c: view, send=send, clients=["globex"])
     assert named[0].skipped.startswith("no live link yet")
+
+
+def test_invitation_in_the_clients_language() -> None:
+    from publishers.mail import invitation
+
+    cfg = parse_config({
+        "agency": {"name": "Northwind Studio", "contact": "Pat <pat@northwind.test>", "timezone": "Europe/Berlin",
+                   "locale": "de"},
+        "clients": [{"key": "acme", "name": "Acme Robotics", "sources": {}, "contacts": ["ann@acme.test"],
+                     "passphrase": True},
+                    {"key": "bleu", "name": "Bleu SA", "sources": {}, "contacts": ["b@bleu.test"], "locale": "fr"}],
+    })
+    expires = dt.datetime(2026, 12, 11, 11, 0, tzinfo=dt.timezone.utc)
+    de = invitation(cfg, cfg.client("acme"), "https://x.test/p", expires, "ann@acme.test")
+    text = de.get_body(("plain",)).get_content()
+    assert de["Subject"] == "Ihr Projektportal von Northwind Studio"
+    assert "Dieser Link ist gültig bis Freitag, 11. Dezember 2026, 12:00 (Europe/Berlin)." in text
+    assert "Das Portal fragt nach einer Passphrase." in text and "Hello" not in text
+    fr = invitation(cfg, cfg.client("bleu"), "https://x.test/p", None, "b@bleu.test")
+    assert fr["Subject"] == "Votre portail de projet de Northwind Studio"
+    assert "Ce lien n’expire pas." in fr.get_body(("plain",)).get_content()

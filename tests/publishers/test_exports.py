@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import openpyxl
@@ -154,7 +155,8 @@ def test_pdf_reads_like_a_report() -> None:
     everything = "\n".join(pages)
     assert "Zoë Łukasz" in everything
     assert f"{view.total_hours:,.2f}" in pages[-1]
-    entries = sum(1 for line in everything.splitlines() if line[:4].isdigit() and line[4:5] == "-")
+    # dates print as on the page ("20 Mar 2025"), in the client's language
+    entries = sum(1 for line in everything.splitlines() if re.match(r"\d{1,2} [A-Z][a-z]{2} \d{4}\b", line))
     assert entries == len(view.timesheet)
 
 

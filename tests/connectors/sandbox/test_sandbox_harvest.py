@@ -280,7 +280,9 @@ def test_deleted_and_malformed_entries(harvest: httpx.Client, agency: Agency) ->
 
 def test_unknown_path_is_harvest_404(harvest: httpx.Client) -> None:
     response = harvest.get("/nothing_here")
-    assert response.status_code == 404 and response.json() == fixture("errors.json")["404_not_found"]["body"]
+    page = fixture("errors.json")["404_html_page"]
+    assert response.status_code == 404 and response.headers["Content-Type"].startswith("text/html")
+    assert "<title>Page not found - Harvest</title>" in response.text and page["body"].startswith("<!DOCTYPE html>")
 
 
 def test_task_assignments(harvest: httpx.Client, agency: Agency) -> None:
