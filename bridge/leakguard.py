@@ -71,12 +71,17 @@ def number_forms(value: Decimal | int | float | str | None) -> list[str]:
     """The strings a number could be printed as; [] for zero or forms too short to trust."""
     if value is None:
         return []
+    return list(_number_forms(str(value)))
+
+
+@lru_cache(maxsize=65536)  # a few rates repeat on every entry
+def _number_forms(value: str) -> tuple[str, ...]:
     try:
         d = Decimal(str(value))
     except InvalidOperation:
-        return []
+        return ()
     if d == 0 or not d.is_finite():
-        return []
+        return ()
     d = abs(d)
     forms = {f"{d:.2f}"}
     if d >= 1000:
@@ -88,7 +93,7 @@ def number_forms(value: Decimal | int | float | str | None) -> list[str]:
             forms.add(f"{int(norm):,}")
     else:
         forms.add(format(norm, "f"))
-    return sorted(f for f in forms if "." in f or len(f.replace(",", "")) >= MIN_TEXT)
+    return tuple(sorted(f for f in forms if "." in f or len(f.replace(",", "")) >= MIN_TEXT))
 
 
 def _nums(field: str, value: Any) -> list[HiddenValue]:
@@ -201,27 +206,32 @@ def _prune(values: list[HiddenValue], own: Iterable[str], view: "PortalView | No
     shown_numbers: set[str] = set()
     shown_texts: set[str] = set()
     if view is not None:
-        for d in _decimals(view):
+        for d in set(_decimals(view)):  # thousands of rows share a few hundred quantities
             shown_numbers.update(number_forms(d))
-        for n in _counts(view):  # "135 entries": how many rows the page says it has
+        for n in set(_counts(view)):  # "135 entries": how many rows the page says it has
             shown_numbers.update(number_forms(n))
         # A note hidden on one entry (internal) may be the very text the client sees on
         # another: equal text shown legitimately reveals nothing. Whole strings only.
         shown_texts = {_SPACE.sub(" ", t.strip()).casefold() for t in _strings(view)}
     inside = _shown_within(values, shown_texts)
+    def shown(kind: str, v: str) -> bool:
+        if not v or (kind == "text" and len(v) < MIN_TEXT):
+            return True
+        if kind in ("text", "email") and v.casefold() in own_text:  # e.g. the agency contact
+            return True
+        if kind == "number" and v in shown_numbers:
+            return True
+        return kind == "text" and _SPACE.sub(" ", v).casefold() in shown_texts
+
+    decided: dict[tuple[str, str], bool] = {}  # one rate repeats on thousands of entries
     seen: set[tuple[str, str]] = set()
     kept = []
     for hv in values:
         v = hv.value.strip()
-        if not v or (hv.kind == "text" and len(v) < MIN_TEXT):
-            continue
-        if hv.kind in ("text", "email") and v.casefold() in own_text:  # e.g. the agency contact
-            continue
-        if hv.kind == "number" and v in shown_numbers:
-            continue
-        if hv.kind == "text" and _SPACE.sub(" ", v).casefold() in shown_texts:
-            continue
-        if v in inside and hv.field.startswith(_NOTE_FIELDS):
+        drop = decided.get((hv.kind, v))
+        if drop is None:
+            drop = decided[(hv.kind, v)] = shown(hv.kind, v)
+        if drop or (v in inside and hv.field.startswith(_NOTE_FIELDS)):
             continue
         if (hv.field, v) in seen:
             continue
@@ -254,11 +264,16 @@ def _shown_within(values: list[HiddenValue], shown: set[str]) -> set[str]:
     return out
 
 
+@lru_cache(maxsize=None)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def _counts(obj: Any) -> Iterator[int]:
     """The size of every collection in the view (rows, people, invoices)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _counts(getattr(obj, f.name))
+        for name in _field_names(type(obj)):
+            yield from _counts(getattr(obj, name))
     elif isinstance(obj, (list, tuple)):
         yield len(obj)
         for x in obj:
@@ -270,9 +285,9 @@ def _strings(obj: Any) -> Iterator[str]:
     if isinstance(obj, str):
         yield obj
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            if f.name != "snapshot":
-                yield from _strings(getattr(obj, f.name))
+        for name in _field_names(type(obj)):
+            if name != "snapshot":
+                yield from _strings(getattr(obj, name))
     elif isinstance(obj, (list, tuple)):
         for x in obj:
             yield from _strings(x)
@@ -285,8 +300,8 @@ def _decimals(obj: Any, field_name: str = "") -> Iterator[Decimal]:
     if isinstance(obj, Decimal):
         yield obj
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            yield from _decimals(getattr(obj, f.name), f.name)
+        for name in _field_names(type(obj)):
+            yield from _decimals(getattr(obj, name), name)
     elif isinstance(obj, (list, tuple)):
         for x in obj:
             yield from _decimals(x, field_name)
@@ -479,6 +494,14 @@ def _groups(hidden: Sequence[HiddenValue]) -> dict[tuple[str, str], HiddenValue]
     return groups
 
 
+def _why(hv: HiddenValue) -> str:
+    """A hit's reason for the review. One rate is shared by many records, so a number
+    names the kind of rate, not whichever record happened to be listed first."""
+    if hv.kind == "number":
+        return f"a hidden rate ({hv.field.split(' (')[0]})"
+    return hv.field
+
+
 def description_hits(descriptions: Sequence[str], hidden: Sequence[HiddenValue]) -> dict[int, list[str]]:
     """{index: [field, …]} for each description holding a hidden value, matched exactly
     as the file scan matches it; the fields name what was found, never the value."""
@@ -493,7 +516,7 @@ def description_hits(descriptions: Sequence[str], hidden: Sequence[HiddenValue])
         candidates = by_word.get(key, ()) if key else range(len(texts))
         for i in candidates:
             if needle in texts[i] and _pattern(hv).search(texts[i]):
-                hits.setdefault(i, []).append(hv.field)
+                hits.setdefault(i, []).append(_why(hv))
     return hits
 
 

@@ -238,8 +238,9 @@ def publish_client(
     `record=False` leaves PortalLink and the audit log alone (previews, `--out`).
     """
     now = now or utcnow()
-    build_view = build_view or default_view_builder(store, config, now)
-    guard = guard or default_guard(store, config, now)
+    hidden = HiddenValues(store, config)  # computed once, shared by the two passes below
+    build_view = build_view or default_view_builder(store, config, now, hidden=hidden)
+    guard = guard or default_guard(store, config, now, hidden=hidden)
     link_row = ensure_link(store, client.key, checked=token is None)  # revoke brings its own
     token = token or link_row.token
     expires_in = expiry_seconds(client)
@@ -581,24 +582,41 @@ def reinvite(
 # --- the default view builder and leak guard --------------------------------------------
 
 
-def default_view_builder(store: Store, config: Config, now: dt.datetime) -> ViewFn:
+class HiddenValues:
+    """leakguard.hidden_values for one publish, computed once per client: the view
+    builder's withholding pass and the file guard read the same list (it takes seconds
+    for a client with tens of thousands of entries). Computed against the view before
+    any description is withheld; withholding only removes text, so the list still holds."""
+
+    def __init__(self, store: Store, config: Config) -> None:
+        self.store, self.config = store, config
+        self._by_client: dict[str, list[leakguard.HiddenValue]] = {}
+
+    def __call__(self, client: ClientConfig, view: PortalView) -> list[leakguard.HiddenValue]:
+        if client.key not in self._by_client:
+            self._by_client[client.key] = leakguard.hidden_values(self.store, self.config, client, view=view)
+        return self._by_client[client.key]
+
+
+def default_view_builder(store: Store, config: Config, now: dt.datetime, *, hidden: HiddenValues | None = None) -> ViewFn:
     """views.build_portal_view, then the guard's first pass over its descriptions: one that
     still holds a hidden value after redaction is withheld, not the whole portal."""
+    hidden = hidden or HiddenValues(store, config)
 
     def build(client: ClientConfig, review: ReviewLog) -> PortalView:
         view = views.build_portal_view(store, config, client, now=now, review=review)
         if not view.timesheet or client.visibility.descriptions != "detailed":
             return view
-        hidden = leakguard.hidden_values(store, config, client, view=view)
-        return leakguard.withhold_descriptions(view, hidden, review)
+        return leakguard.withhold_descriptions(view, hidden(client, view), review)
 
     return build
 
 
-def default_guard(store: Store, config: Config, now: dt.datetime) -> GuardFn:
+def default_guard(store: Store, config: Config, now: dt.datetime, *, hidden: HiddenValues | None = None) -> GuardFn:
     """The publish-time leak guard over every rendered file: any hit stops this client."""
+    hidden = hidden or HiddenValues(store, config)
 
     def guard(client: ClientConfig, view: PortalView, files: Sequence[RenderedFile]) -> None:
-        leakguard.scan(files, leakguard.hidden_values(store, config, client, view=view))
+        leakguard.scan(files, hidden(client, view))
 
     return guard

@@ -15,6 +15,8 @@ How the store counts (and so what a tracker figure is compared with):
                         project or, with period "month", for the current calendar month
     invoiced_total      invoices of the client, except void ones, in one currency
     outstanding_total   what is still due on them
+A budget the portal shows in the tracker's unit and period is taken from bridge/figures.py,
+the one computation behind the portal, exports and alerts, so the check covers what clients read.
 A running timer is never counted (it counts once it stops); when the only difference is
 the time on running timers it is reported as explained, not as drift. Each figure may be
 limited to a window of spent dates (`first`..`last`), as Harvest's time reports are.
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
@@ -32,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import select
 
 from bridge import metrics as m
+from bridge.figures import compute as compute_figures
 from bridge.models import AuditEvent, Quarantine, SyncRun
 from bridge.overrides import fallback_rate, unmatched
 from bridge.valuation import value_entry
@@ -152,6 +155,8 @@ def verify(
     for cc in chosen:
         result = ClientVerification(cc.key)
         rows = load_client_rows(store, cc)
+        # the budgets exactly as the portal, exports and alerts show them (bridge/figures.py)
+        portal = {pf.key: pf.budget for pf in compute_figures(rows, config, cc, now).projects if pf.budget is not None}
         for ref in unmatched(cc, rows.projects):
             result.errors.append(f"budgets: {ref!r} names no project of this client in the store; check the id or name "
                                  "in its [[clients.budgets]] entry (the override is not applied)")
@@ -165,7 +170,7 @@ def verify(
                 if f.client_id is not None and f.client_id not in mine:
                     continue
                 result.checked += 1
-                diff = compare(f, rows, cc, store, today)
+                diff = compare(f, rows, cc, store, today, portal=portal)
                 if diff is not None:
                     result.differences.append(diff)
         out.append(result)
@@ -174,12 +179,26 @@ def verify(
     return out
 
 
-def compare(f: TrackerFigure, rows: Any, cc: "ClientConfig", store: "Store", today: dt.date) -> Difference | None:
-    """The difference between one tracker figure and the store's, or None when they agree."""
+def compare(
+    f: TrackerFigure, rows: Any, cc: "ClientConfig", store: "Store", today: dt.date, *, portal: Mapping[str, Any] | None = None,
+) -> Difference | None:
+    """The difference between one tracker figure and the store's, or None when they agree.
+
+    A budget the portal shows in the tracker's own unit and period is compared as the portal
+    shows it (`portal`: project key -> bridge.figures.BudgetFigures), so the check covers the
+    figure clients read, not only the rows under it.
+    """
     projects = {(p.source, p.source_id): p for p in rows.projects}
     project = projects.get((f.source, f.project_id or ""))
     subject = (project.name if project else f.project_name) or (f"project {f.project_id}" if f.project_id else "all invoices")
     ours, missing, running = _store_value(f, rows, cc, project, today)
+    shown = (portal or {}).get(f"{f.source}:{f.project_id}") if f.figure == "budget_used" else None
+    basis_note = ""
+    if shown is not None and shown.unit == f.unit and shown.period == ("monthly" if f.period == "month" else "total"):
+        if ours is not None and shown.basis == "published" and abs(shown.used - ours) > TOLERANCE:
+            basis_note = ("the portal counts this budget on the published basis (budget_basis = \"published\"), so work the "
+                          "policy hides is left out of it; the tracker counts everything")
+        ours, missing = shown.used, None
     tracker = f.value.quantize(CENT, ROUND_HALF_UP)
 
     def diff(cause: str, store_value: Decimal | None, explained: bool = False) -> Difference:
@@ -192,7 +211,7 @@ def compare(f: TrackerFigure, rows: Any, cc: "ClientConfig", store: "Store", tod
         return None
     if running and abs(ours + running - tracker) <= TOLERANCE:
         return diff("a running timer: the tracker counts it, the bridge only once it stops", ours, True)
-    return diff(_cause(f, ours, tracker, store, rows), ours)
+    return diff(basis_note.strip() or _cause(f, ours, tracker, store, rows), ours)
 
 
 def _store_value(

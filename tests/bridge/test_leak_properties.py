@@ -317,5 +317,5 @@ def test_withholding_replaces_only_the_descriptions_that_hold_a_hidden_value() -
     assert [(r.spent_date, r.person, r.task, r.hours) for r in out.timesheet] == \
         [(r.spent_date, r.person, r.task, r.hours) for r in view.timesheet]  # the row keeps the rest
     assert [(f.entry.source_id, f.action, f.reasons) for f in review.findings] == \
-        [("1", "withheld", ("time_entries.billable_rate (h:1)",))]
+        [("1", "withheld", ("a hidden rate (time_entries.billable_rate)",))]
     assert out.total_hours == view.total_hours

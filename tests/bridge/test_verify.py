@@ -204,3 +204,17 @@ def test_reports_are_read_once_per_source_and_split_by_client(seeded: Store) -> 
     # Globex's project is not in the store at all: the tracker's 5 h are missing from it
     [d] = globex.drift
     assert (d.subject, d.tracker, d.store) == ("project p9", D("5.00"), D("0.00"))
+
+
+def test_the_budget_is_checked_as_the_portal_shows_it(seeded: Store) -> None:
+    # with budget_basis = "published" the portal leaves the 2 h of non-billable time (hidden
+    # by the default policy) out of March: 4.00 h shown against the tracker's 6.00 h
+    config = parse_config({
+        "agency": {"timezone": "Europe/Berlin"},
+        "sources": [{"name": "h", "kind": "harvest"}],
+        "clients": [{"key": "acme", "name": "Acme", "sources": {"h": ["c1"]}, "budget_basis": "published"}],
+    })
+    [result] = verify(seeded, config, lambda source, ids, today: [fig("budget_used", "6.00", period="month")], now=NOW)
+    [d] = result.drift
+    assert (d.tracker, d.store) == (D("6.00"), D("4.00"))
+    assert d.cause.startswith("the portal counts this budget on the published basis")

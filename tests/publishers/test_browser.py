@@ -475,6 +475,9 @@ def test_factory_portal_layout_and_axe(browser: str, axe_source: str, tmp_path: 
         check_layout(facts, width)
         # the over-budget retainer, the relaunch's early run-out, the removed entry
         assert facts["attentionItems"] == ["#project-2", "#project-1", "#changes"]
+        # every column, rates and "Ask about this" included, fits without scrolling sideways
+        box = "document.getElementById('timesheet').parentElement"
+        assert cdp.eval(f"{box}.scrollWidth <= {box}.clientWidth + 1")
         assert axe_serious(cdp, axe_source) == []
     finally:
         cdp.close()

@@ -257,8 +257,8 @@ def test_cli_publish_links_revoke_preview(tmp_path: Path, monkeypatch) -> None:
     synced.upsert([Client(source="h", source_id="1", name="Acme Ltd")])
     synced.close()
     monkeypatch.setattr(wiring, "renderer", lambda: fake_render)
-    monkeypatch.setattr(publishing, "default_view_builder", lambda store, config, now: views())
-    monkeypatch.setattr(publishing, "default_guard", lambda store, config, now: no_leaks)
+    monkeypatch.setattr(publishing, "default_view_builder", lambda store, config, now, **kw: views())
+    monkeypatch.setattr(publishing, "default_guard", lambda store, config, now, **kw: no_leaks)
     runner = CliRunner()
 
     def bridge(*args: str):
