@@ -16,18 +16,11 @@ from tests.bridge.test_sync import FakeConnector, _data, run
 NOW = dt.datetime(2025, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
 
 
-class CtrlC(FakeConnector):
-    """Raises KeyboardInterrupt (what Ctrl-C does) on the Nth page request."""
-
-    def __init__(self, data: Any, at: int) -> None:
-        super().__init__(data)
-        self.at = at
-
-    def pages(self, resource: str, since: Any, **kw: Any):  # type: ignore[override]
-        for page in super().pages(resource, since, **kw):
-            if self.page_requests == self.at:
-                raise KeyboardInterrupt
-            yield page
+def CtrlC(data: Any, at: int) -> FakeConnector:  # noqa: N802 - reads like the connector it makes
+    """A connector that gets KeyboardInterrupt (what Ctrl-C does) on its Nth page request."""
+    conn = FakeConnector(data)
+    conn.raise_at = (at, KeyboardInterrupt())
+    return conn
 
 
 def _cfg() -> Any:
@@ -89,3 +82,27 @@ def test_status_after_a_killed_run_is_partial_until_a_run_completes(store: Store
     st = collect_status(store, _cfg(), NOW)
     assert st.sources[0].partial
     assert not st.healthy
+
+
+def test_bridge_status_exits_1_and_says_partial_after_an_interrupted_sync(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from bridge.cli import cli
+
+    db = tmp_path / "store.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    with pytest.raises(KeyboardInterrupt):
+        run(CtrlC(_data(10), at=3), store)
+    store.close()
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(f'stale_after = "1h"\n[store]\nurl = "sqlite:///{db}"\n'
+                   '[[sources]]\nname = "fake"\nkind = "harvest"\naccount_id = "1"\ntoken_env = "HARVEST_TOKEN"\n')
+    result = CliRunner().invoke(cli, ["-c", str(cfg), "status"])
+    assert result.exit_code == 1
+    assert "PARTIAL" in result.output + result.stderr and "time_entries" in result.output + result.stderr
+    as_json = CliRunner().invoke(cli, ["-c", str(cfg), "status", "--json"])
+    import json
+
+    doc = json.loads(as_json.stdout)
+    assert doc["healthy"] is False and doc["sources"][0]["partial"] == ["time_entries"]
