@@ -296,7 +296,7 @@ def test_weekly_view_filters(browser: str, tmp_path: Path) -> None:
     cdp = open_page(browser, index.as_uri(), 1280)
     try:
         assert matched(cdp) == len(view.weekly_summaries)
-        assert cdp.eval(VISIBLE) == min(50, len(view.weekly_summaries))
+        assert cdp.eval(VISIBLE) == min(render.PAGE_ROWS, len(view.weekly_summaries))
         _set(cdp, "billable", "billable")
         shown = [r for r in view.weekly_summaries if r.billable_hours > 0]
         assert matched(cdp) == len(shown)
