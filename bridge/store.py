@@ -444,14 +444,23 @@ class Store:
                 conn.execute(sa.update(t).where(t.c.source == source, t.c.source_id.in_(chunk)).values(is_deleted=True, synced_at=utcnow()))
         return len(gone), {r[1] for r in gone if len(r) > 1 and r[1]}
 
-    def absent_ids(self, source: str, model: type[Synced], present: set[str], window_start: dt.date | None = None) -> set[str]:
-        """Ids the provider lists (within the window) that the store lacks or holds as deleted."""
+    def absent_ids(
+        self, source: str, model: type[Synced], present: set[str], window_start: dt.date | None = None,
+        resource: str | None = None,
+    ) -> set[str]:
+        """Ids the provider lists (within the window) that the store lacks or holds as deleted.
+
+        A quarantined record is not absent: the listing gave it, and it waits for a fix.
+        """
         t: sa.Table = model.__table__  # type: ignore[attr-defined]
         cond = [t.c.source == source, t.c.is_deleted.is_(False)]
         if window_start is not None and "spent_date" in t.c:
             cond.append(t.c.spent_date >= window_start)
+        q = Quarantine.__table__
         with self.engine.connect() as conn:
             live = {r[0] for r in conn.execute(sa.select(t.c.source_id).where(*cond))}
+            if resource is not None:
+                live |= {r[0] for r in conn.execute(sa.select(q.c.source_id).where(q.c.source == source, q.c.resource == resource))}
         missing = present - live
         if missing and window_start is not None and "spent_date" in t.c:
             # the provider's window may reach a day further (zones); a row we hold just

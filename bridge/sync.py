@@ -424,7 +424,7 @@ def _reconcile(
             if res.reconcile == "window" and not full:
                 window = today - dt.timedelta(days=source_cfg.reconcile_days)
             present = set(connector.ids(res.name, window))
-            missing = store.absent_ids(source, res.model, present, window)
+            missing = store.absent_ids(source, res.model, present, window, resource=res.name)
             if missing and marks is not None and res.incremental:
                 # The provider holds records its listing never gave us: it moved under us
                 # in a way no count showed (a record moved back past our position, say).

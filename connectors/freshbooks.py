@@ -558,6 +558,12 @@ class TokenManager:
         try:
             body = self._grant(refresh_token)
         except AuthError:
+            # Another process (`bridge run` while someone ran `bridge check`) may have spent
+            # the same token a moment earlier and stored its successor and a fresh access token.
+            if self.store is not None and self.store.get_secret(self.source.name, REFRESH_TOKEN) not in (None, refresh_token):
+                self._load_stored_access()
+                if self._access is not None and self.clock() < self._expires_at:
+                    return
             # The stored token was refused, but the env var holds a different one: after a
             # crash between recording a new env token and spending it, that one is unspent.
             env_value = self._env_token()

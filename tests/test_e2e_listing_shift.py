@@ -162,7 +162,7 @@ OPS = st.lists(
 )
 
 
-@settings(max_examples=16, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(provider=st.sampled_from(PROVIDERS), ops=OPS, kill_at=st.one_of(st.none(), st.integers(0, 14)))
 def test_property_changes_between_pages_then_syncs_until_quiet_store_equals_provider(
     tmp_path_factory: pytest.TempPathFactory, provider: str, ops: list[tuple[int, str, int]], kill_at: int | None

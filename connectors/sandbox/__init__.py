@@ -16,7 +16,7 @@ Using it::
         sandbox.agency.edit_entry(entry_id, notes="changed")   # updated_at moves to agency.now()
 
 From another process, the same is available as JSON under `http://127.0.0.1:PORT/_sandbox/`
-(see the route list at the end of `server.py`).
+(`server.ADMIN_HELP`, also printed by `bridge sandbox --help`).
 
 Writing a provider module (the plug-in contract)
 ------------------------------------------------

@@ -56,3 +56,17 @@ def test_fixed_at_the_provider_leaves_quarantine(store: Store) -> None:
     run(FakeConnector(data), store)
     assert _ids(store) == set()
     assert store.counts("fake")["time_entries"] == 5
+
+
+def test_a_quarantined_record_does_not_hold_the_cursor_back(store: Store) -> None:
+    """The deletion check puts a cursor back when the provider lists records the store lacks;
+    a quarantined record is listed and lacking on purpose, and must not do that run after run."""
+    data = _data(5)
+    data["time_entries"][2]["seconds"] = "lots"
+    run(FakeConnector(data), store)
+    first = store.cursor("fake", "time_entries").value
+    assert first is not None
+    data["time_entries"].append({"id": "e100", "client": "c1", "date": "2025-03-12", "seconds": 60,
+                                 "updated_at": (T0 + dt.timedelta(days=1)).isoformat()})
+    run(FakeConnector(data), store)
+    assert store.cursor("fake", "time_entries").value > first

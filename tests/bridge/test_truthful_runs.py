@@ -89,3 +89,27 @@ def test_status_after_a_killed_run_is_partial_until_a_run_completes(store: Store
     st = collect_status(store, _cfg(), NOW)
     assert st.sources[0].partial
     assert not st.healthy
+
+
+def test_bridge_status_exits_1_and_says_partial_after_an_interrupted_sync(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from bridge.cli import cli
+
+    db = tmp_path / "store.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    with pytest.raises(KeyboardInterrupt):
+        run(CtrlC(_data(10), at=3), store)
+    store.close()
+    cfg = tmp_path / "bridge.toml"
+    cfg.write_text(f'stale_after = "1h"\n[store]\nurl = "sqlite:///{db}"\n'
+                   '[[sources]]\nname = "fake"\nkind = "harvest"\naccount_id = "1"\ntoken_env = "HARVEST_TOKEN"\n')
+    result = CliRunner().invoke(cli, ["-c", str(cfg), "status"])
+    assert result.exit_code == 1
+    assert "PARTIAL" in result.output + result.stderr and "time_entries" in result.output + result.stderr
+    as_json = CliRunner().invoke(cli, ["-c", str(cfg), "status", "--json"])
+    import json
+
+    doc = json.loads(as_json.stdout)
+    assert doc["healthy"] is False and doc["sources"][0]["partial"] == ["time_entries"]

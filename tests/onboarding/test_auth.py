@@ -149,3 +149,30 @@ def test_pasted_addresses_and_bare_codes() -> None:
         fa.code_from("https://x.example/cb?error=access_denied&state=s1", "s1")
     with pytest.raises(Exception, match="no `code=`"):
         fa.code_from("https://x.example/cb?state=s1", "s1")
+
+
+def test_two_processes_refreshing_at_once_do_not_lock_the_source_out(accounts: Sandbox, fb) -> None:
+    conf, source, store = fb
+    redirect = "https://127.0.0.1/clearhours"
+    address = httpx.get(fa.authorize_url(source, redirect, "s"), timeout=10).headers["Location"]
+    fa.exchange_code(source, store, fa.code_from(address, "s"), redirect)
+    store.put_secret("freshbooks", "access_token_expires_at", "0")  # near expiry: both will refresh
+    conn = build_connector(source, tz=load_config(conf).agency.zone, store=store)
+    read_first = conn.tokens._current_refresh_token
+
+    def raced() -> str:
+        # this process read the token; before it posts, `bridge run` refreshes with the same one
+        token = read_first()
+        answer = httpx.post(fa.token_url(source), json={
+            "grant_type": "refresh_token", "refresh_token": token, "client_id": "sandbox-freshbooks-client-id",
+            "client_secret": "sandbox-freshbooks-client-secret"}).json()
+        store.put_secret("freshbooks", REFRESH_TOKEN, answer["refresh_token"])
+        from connectors.freshbooks import save_access
+        import time as _time
+
+        save_access(store, "freshbooks", answer["access_token"], _time.time() + 3600, _time.time())
+        return token
+
+    conn.tokens._current_refresh_token = raced  # type: ignore[method-assign]
+    conn.check()  # refused (invalid_grant), then the other process's fresh token is used
+    assert accounts.state("freshbooks").refreshes == 2  # the code exchange and the other process's refresh
