@@ -502,6 +502,70 @@ class RedactConfig(_Model):
         return out
 
 
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+class WorkersConfig(_Model):
+    """Celery workers (`bridge worker` / `bridge beat`, the optional clearhours[celery] extra)."""
+
+    broker_url: str | None = Field(None, description="redis://HOST:6379/0 or amqp://USER@HOST:5672/VHOST; the password goes in broker_password_env.")
+    broker_password_env: str | None = Field(None, description="Env var holding the broker password, if it needs one.")
+    queue: str = Field("clearhours", description="The queue the tasks go through; one per deployment.")
+    concurrency: int = Field(4, ge=1, le=64, description="Tasks one `bridge worker` runs at once (threads: syncs wait on HTTP).")
+    visibility_timeout: str = Field("10m", description="Redis: a task whose worker vanished goes to another worker after this long.")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(v)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"is not a URL: {exc}") from None
+        if parts.scheme not in BROKER_SCHEMES:
+            raise ValueError(f"scheme {parts.scheme or '(none)'!r} is not one of {', '.join(BROKER_SCHEMES)} "
+                             "(Redis: redis://127.0.0.1:6379/0, RabbitMQ: amqp://guest@127.0.0.1:5672//)")
+        if not parts.hostname:
+            raise ValueError("names no host, e.g. redis://127.0.0.1:6379/0")
+        if parts.password:
+            # never echo the URL: it holds the secret
+            raise ValueError("holds a password; secrets never go in the file: remove it from the URL and "
+                             "name an environment variable in broker_password_env")
+        return v
+
+    @field_validator("visibility_timeout")
+    @classmethod
+    def _visibility(cls, v: str) -> str:
+        if parse_duration(v).total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return v
+
+    def url(self) -> str:
+        """The broker URL with the password from the environment (for the Celery app only)."""
+        from urllib.parse import quote, urlsplit, urlunsplit
+
+        if not self.broker_url:
+            raise ConfigError("workers.broker_url is not set; `bridge worker` and `bridge beat` need a Redis or "
+                              "RabbitMQ URL (see config/bridge.example.toml)")
+        if not self.broker_password_env:
+            return self.broker_url
+        password = os.environ.get(self.broker_password_env)
+        if not password:
+            raise ConfigError(f"workers: environment variable {self.broker_password_env} (from broker_password_env) "
+                              "is not set or empty")
+        parts = urlsplit(self.broker_url)
+        user = quote(parts.username or "", safe="")
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{user}:{quote(password, safe='')}@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
 class Config(_Model):
     store: StoreConfig = Field(default_factory=StoreConfig)
     agency: AgencyConfig = Field(default_factory=AgencyConfig)
@@ -512,6 +576,7 @@ class Config(_Model):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     audit: AuditConfig = Field(default_factory=AuditConfig)
     redact: RedactConfig = Field(default_factory=RedactConfig)
+    workers: WorkersConfig = Field(default_factory=WorkersConfig)
     stale_after: str = Field("1h", description="`bridge status` exits 1 when a source has not synced for this long.")
 
     path: Path | None = Field(None, exclude=True)

@@ -250,6 +250,33 @@ class Scheduler(BackgroundScheduler):
     """
 
     failure: str | None = None
+    store: Store | None = None
+    writer: str | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schedules: dict[str, str] = {}
+        # job id -> (last run, next run) waiting to be written by `save_schedule()`
+        self._unsaved: dict[str, tuple[dt.datetime, dt.datetime | None]] = {}
+        self._unsaved_guard = threading.Lock()
+
+    def note_fired(self, job_id: str, last_run: dt.datetime, next_run: dt.datetime | None) -> None:
+        with self._unsaved_guard:
+            self._unsaved[job_id] = (last_run, next_run)
+
+    def save_schedule(self) -> None:
+        """Write the run times noted since the last call (from the serving thread, never
+        the scheduler's: a slow or failing database must not hold or end that thread)."""
+        with self._unsaved_guard:
+            batch, self._unsaved = self._unsaved, {}
+        for job_id, (last_run, next_run) in batch.items():
+            try:
+                _write_schedule(self.store, job_id, self.schedules[job_id], writer=self.writer,  # type: ignore[arg-type]
+                                next_run=next_run, last_run=last_run)
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning("schedule of %s not saved (%s); retrying", job_id, exc.__class__.__name__)
+                with self._unsaved_guard:
+                    self._unsaved.setdefault(job_id, (last_run, next_run))
 
     def _process_jobs(self) -> float | None:
         if self.state == STATE_STOPPED:
@@ -392,18 +419,15 @@ def build_scheduler(
         )
         _write_schedule(store, spec.id, schedules[spec.id], writer=writer, next_run=next_run)
 
+    scheduler.store, scheduler.writer, scheduler.schedules = store, writer, schedules
+
     def record(event: JobSubmissionEvent) -> None:
-        # Runs in the scheduler thread after APScheduler moved the job on. A database error
-        # here is logged, never raised: it must not end the thread (APScheduler 3.11 loses
-        # its thread on a failing job-store update, which is why no job store is shared).
-        if event.job_id not in schedules:
-            return
-        job = scheduler.get_job(event.job_id)
-        try:
-            _write_schedule(store, event.job_id, schedules[event.job_id], writer=writer,
-                            next_run=job.next_run_time if job else None, last_run=event.scheduled_run_times[-1])
-        except sa.exc.SQLAlchemyError as exc:
-            log.warning("schedule of %s not saved (%s); a new leader may run it early", event.job_id, exc.__class__.__name__)
+        # Runs in the scheduler thread after APScheduler moved the job on: only noted here,
+        # written by serve() (APScheduler 3.11 loses its thread on a failing job-store
+        # write, one reason no job store is shared).
+        if event.job_id in schedules:
+            job = scheduler.get_job(event.job_id)
+            scheduler.note_fired(event.job_id, event.scheduled_run_times[-1], job.next_run_time if job else None)
 
     scheduler.add_listener(record, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
     if publish_on_start and config.clients:
@@ -473,8 +497,11 @@ def serve(
         scheduler.start()
         log.info("scheduler started with %d job(s)", len(scheduler.get_jobs()))
         while not stop.wait(tick):
+            scheduler.save_schedule()
             problem = scheduler_problem(scheduler, dt.datetime.now(dt.timezone.utc), stall_after)
-            if problem is None and leader is not None and not leader.healthy():
+            since_beat += tick
+            beat_due = heartbeat is not None and since_beat >= heartbeat.every
+            if problem is None and beat_due and leader is not None and not leader.healthy():
                 problem = "the leader lock was lost (its database connection broke)"
             if problem is not None:
                 log.error("%s; exiting with status %d so that the service manager restarts this process",
@@ -483,8 +510,7 @@ def serve(
                     heartbeat.stopped(problem)
                 code = EXIT_SCHEDULER_FAILED
                 break
-            since_beat += tick
-            if heartbeat is not None and since_beat >= heartbeat.every:
+            if beat_due and heartbeat is not None:
                 since_beat = 0.0
                 heartbeat.beat()
         if code == 0:
@@ -494,6 +520,7 @@ def serve(
         if scheduler.state != STATE_STOPPED:
             # Stops scheduling first, then waits for running jobs (they see `stop`).
             scheduler.shutdown(wait=True)
+        scheduler.save_schedule()
         _restore_signals(previous)
     return code
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import connectors.freshbooks
 import connectors.harvest
 import connectors.productive
 from bridge.config import parse_config
@@ -84,6 +85,7 @@ def mutate(agency: Any, kind: str, pick: int) -> None:
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(connectors.harvest, "PAGE_SIZE", PAGE)
     monkeypatch.setattr(connectors.productive, "PAGE_SIZE", PAGE)
+    monkeypatch.setattr(connectors.freshbooks, "PAGE_SIZE", PAGE)
 
 
 def _config(box: Sandbox, provider: str) -> Any:
@@ -124,7 +126,7 @@ def box() -> Sandbox:
         yield sb
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("provider", [*PROVIDERS, "freshbooks"])
 def test_the_issue_recipe_loses_nothing(box: Sandbox, any_store: Store, provider: str) -> None:
     cfg = _config(box, provider)
     first_page_ids: list[int] = []

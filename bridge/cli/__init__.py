@@ -10,6 +10,8 @@ from __future__ import annotations
 from bridge.cli.base import Env, cli, main
 
 # Importing a command module adds its commands to `cli`.
-from bridge.cli import access, demo, mail, offboard, operate, portals, review, setup, sources, verify  # noqa: E402,F401
+from bridge.cli import (  # noqa: E402,F401
+    access, demo, mail, offboard, operate, portals, review, setup, sources, verify, workers,
+)
 
 __all__ = ["Env", "cli", "main"]

@@ -50,8 +50,10 @@ def _run_jobs(env: Env, *, publish: bool) -> Any:
         [report] = sync_all(env.config, env.store, factory, names=[source], full=full,
                             reconcile=True if full else "due",
                             lock=lambda name: source_lock(env.store, name), stop=stop)
-        log.info("%s: %s%s - %d new, %d updated, %d deleted, %d requests, %.1f s", source, report.status,
-                 " (full)" if full else "", report.new, report.updated, report.deleted, report.requests, report.seconds)
+        # A skipped sync (the source's lock was held) is reported once, by whoever runs the job.
+        (log.debug if report.status == "skipped" else log.info)(
+            "%s: %s%s - %d new, %d updated, %d deleted, %d requests, %.1f s", source, report.status,
+            " (full)" if full else "", report.new, report.updated, report.deleted, report.requests, report.seconds)
         return report
 
     def alerts(keys: set[str]) -> None:
