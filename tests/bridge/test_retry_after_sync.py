@@ -13,16 +13,10 @@ from tests.bridge.test_sync import CTX, SRC, FakeConnector, _data
 RESUME_AT = dt.datetime(2025, 3, 20, 13, 0, tzinfo=dt.timezone.utc)
 
 
-class AsksToWait(FakeConnector):
-    def __init__(self, data: Any, at: int) -> None:
-        super().__init__(data)
-        self.at = at
-
-    def pages(self, resource: str, since: Any, **kw: Any):  # type: ignore[override]
-        for page in super().pages(resource, since, **kw):
-            if self.page_requests == self.at:
-                raise RateLimitedError("fake: wait an hour", source="fake", resource=resource, resume_at=RESUME_AT)
-            yield page
+def AsksToWait(data: Any, at: int) -> FakeConnector:  # noqa: N802 - reads like the connector it makes
+    conn = FakeConnector(data)
+    conn.raise_at = (at, RateLimitedError("fake: wait an hour", source="fake", resource="time_entries", resume_at=RESUME_AT))
+    return conn
 
 
 def _at(hour: int, minute: int = 0):

@@ -64,6 +64,7 @@ class FakeConnector:
         self.page_size = page_size
         self.calls: list[tuple[str, Any]] = []
         self.fail_at: int | None = None  # fail the Nth page request (1-based)
+        self.raise_at: tuple[int, BaseException] | None = None  # raise this on the Nth page request instead
         self.page_requests = 0
 
     @property
@@ -85,6 +86,8 @@ class FakeConnector:
             self.calls.append((resource, since))
             if self.fail_at is not None and self.page_requests == self.fail_at:
                 raise RetryableSourceError("fake: HTTP 503 on entries", source="fake", resource=resource)
+            if self.raise_at is not None and self.page_requests == self.raise_at[0]:
+                raise self.raise_at[1]
             chunk = rows[start : start + self.page_size]
             nxt = start + self.page_size
             more = nxt < len(rows)

@@ -16,18 +16,11 @@ from tests.bridge.test_sync import FakeConnector, _data, run
 NOW = dt.datetime(2025, 3, 20, 12, 0, tzinfo=dt.timezone.utc)
 
 
-class CtrlC(FakeConnector):
-    """Raises KeyboardInterrupt (what Ctrl-C does) on the Nth page request."""
-
-    def __init__(self, data: Any, at: int) -> None:
-        super().__init__(data)
-        self.at = at
-
-    def pages(self, resource: str, since: Any, **kw: Any):  # type: ignore[override]
-        for page in super().pages(resource, since, **kw):
-            if self.page_requests == self.at:
-                raise KeyboardInterrupt
-            yield page
+def CtrlC(data: Any, at: int) -> FakeConnector:  # noqa: N802 - reads like the connector it makes
+    """A connector that gets KeyboardInterrupt (what Ctrl-C does) on its Nth page request."""
+    conn = FakeConnector(data)
+    conn.raise_at = (at, KeyboardInterrupt())
+    return conn
 
 
 def _cfg() -> Any:
