@@ -41,7 +41,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from bridge.config import Config
 from bridge.errors import BridgeError, ConfigError
-from bridge.figures import LEVEL_NAMES, client_figures, q, unlisted_sentence
+from bridge.figures import client_figures, level_name, q, unlisted_sentence
+from bridge.i18n import Lang, lang
 from bridge.models import AlertCrossing, AuditEvent, PortalLink, utcnow
 from bridge.store import Store
 
@@ -84,50 +85,71 @@ class Alert:
     unlisted_note: str | None = None  # "Includes 26.2 h of internal work not itemized on the portal."
     at_risk: bool = False
     ends_on: dt.date | None = None
+    locale: str = "en"  # the client's: agency and client read the same words
+
+    @property
+    def t(self) -> Lang:
+        return lang(self.locale)
 
     # --- wording -------------------------------------------------------------------
     def subject(self) -> str:
-        return f"Budget alert: {self.client_name} / {self.project_name} reached {self.threshold}%"
+        return self.t.gettext("Budget alert: %(client)s / %(project)s reached %(percent)s", client=self.client_name,
+                              project=self.project_name, percent=self.t.percent(self.threshold, 0))
 
     def lines(self) -> list[str]:
-        """The figures, in the portal's words (no link)."""
-        period = f"this month's budget ({self.period})" if self.period != "total" else "the total budget"
-        out = [f"{self.project_name} ({self.client_name}) has used {self.percent}% of {period}, crossing the {self.threshold}% threshold."]
+        """The figures, in the portal's words and the client's language (no link)."""
+        t = self.t
+        values = {"project": self.project_name, "client": self.client_name, "percent": t.percent(self.percent),
+                  "threshold": t.percent(self.threshold, 0), "month": self.period}
+        out = [t.gettext("%(project)s (%(client)s) has used %(percent)s of the total budget, crossing the %(threshold)s threshold.", **values)
+               if self.period == "total" else
+               t.gettext("%(project)s (%(client)s) has used %(percent)s of this month's budget (%(month)s), crossing the %(threshold)s threshold.", **values)]
+        used, allocated = self._amount(self.used), self._amount(self.allocated)
         if self.left < 0:
-            out.append(f"Used: {self._amount(self.used)} of {self._amount(self.allocated)}; over budget by {self._amount(-self.left)}.")
+            out.append(t.gettext("Used: %(used)s of %(allocated)s; over budget by %(over)s.", used=used, allocated=allocated,
+                                 over=self._amount(-self.left)))
         else:
-            out.append(f"Used: {self._amount(self.used)} of {self._amount(self.allocated)}; {self._amount(self.left)} left.")
+            out.append(t.gettext("Used: %(used)s of %(allocated)s; %(left)s left.", used=used, allocated=allocated,
+                                 left=self._amount(self.left)))
         if self.unlisted_note:
             out.append(self.unlisted_note)
-        out.append(f"Burn rate: {self._amount(self.burn_per_week)} per week (average of the last {self.burn_weeks} weeks).")
+        out.append(t.ngettext("Burn rate: %(amount)s per week (the last week).",
+                              "Burn rate: %(amount)s per week (average of the last %(num)s weeks).", self.burn_weeks,
+                              amount=self._amount(self.burn_per_week)))
         if self.run_out_date is not None:
-            tail = ""
+            day = t.date(self.run_out_date)
             if self.at_risk and self.resets_on is not None:
-                tail = f", before the budget resets on {self.resets_on.isoformat()}"
+                out.append(t.gettext("At the current pace %(date)s is the last day with budget left, before the budget resets on %(reset)s.",
+                                     date=day, reset=t.date(self.resets_on)))
             elif self.ends_on is not None and self.run_out_date < self.ends_on:
-                tail = f", before the project ends on {self.ends_on.isoformat()}"
-            out.append(f"At the current pace {self.run_out_date.isoformat()} is the last day with budget left{tail}.")
+                out.append(t.gettext("At the current pace %(date)s is the last day with budget left, before the project ends on %(end)s.",
+                                     date=day, end=t.date(self.ends_on)))
+            else:
+                out.append(t.gettext("At the current pace %(date)s is the last day with budget left.", date=day))
         elif self.left <= 0:
-            out.append("The budget is used up.")
+            out.append(t.gettext("The budget is used up."))
+        elif self.resets_on:
+            out.append(t.gettext("No run-out is projected at the current pace before the budget resets on %(reset)s.",
+                                 reset=t.date(self.resets_on)))
         else:
-            out.append("No run-out is projected at the current pace" + (f" before the budget resets on {self.resets_on.isoformat()}." if self.resets_on else "."))
-        out.append(f"Status on the portal: {LEVEL_NAMES.get(self.level, self.level)}.")
+            out.append(t.gettext("No run-out is projected at the current pace."))
+        out.append(t.gettext("Status on the portal: %(status)s.", status=level_name(self.level, t)))
         return out
 
     def text(self, *, for_client: bool = False) -> str:
         # Agency and client read the same figures: the portal's (for_client is kept for callers).
         lines = self.lines()
         if self.portal_url:
-            lines.append(f"Portal: {self.portal_url}")
+            lines.append(self.t.gettext("Portal: %(url)s", url=self.portal_url))
         return "\n".join(lines)
 
     def html(self, *, for_client: bool = False) -> str:
-        return _html_mail(self.text(for_client=for_client), self.portal_url)
+        return _html_mail(self.text(for_client=for_client), self.portal_url, self.t)
 
     def _amount(self, value: Decimal) -> str:
         if self.kind == "hours":
-            return f"{value} h"
-        return f"{value:,.2f} {self.currency or ''}".strip()
+            return self.t.hours(value)
+        return self.t.money(value, self.currency)
 
     def webhook_payload(self) -> dict[str, Any]:
         """Slack-compatible (`text`) plus the figures for other receivers."""
@@ -140,12 +162,14 @@ class Alert:
         }
 
 
-def _html_mail(text: str, portal_url: str | None) -> str:
+def _html_mail(text: str, portal_url: str | None, t: Lang | None = None) -> str:
+    t = t or lang("en")
     parts = []
+    portal_line = t.gettext("Portal: %(url)s", url=portal_url) if portal_url else None
     for line in text.splitlines():
-        if line.startswith("Portal: ") and portal_url:
-            url = _html.escape(portal_url, quote=True)
-            parts.append(f'<p><a href="{url}">Open the portal</a></p>')
+        if portal_line is not None and line == portal_line:
+            url = _html.escape(portal_url or "", quote=True)
+            parts.append(f'<p><a href="{url}">{_html.escape(t.gettext("Open the portal"))}</a></p>')
         elif not line:
             parts.append("<hr>")
         else:
@@ -158,10 +182,12 @@ def mail_for(alerts: Sequence[Alert]) -> tuple[str, str, str]:
     first = alerts[0]
     if len(alerts) == 1:
         return first.subject(), first.text(), first.html()
-    subject = f"Budget alert: {first.client_name}: {len(alerts)} budgets crossed a threshold"
+    t = first.t
+    subject = t.gettext("Budget alert: %(client)s: %(num)s budgets crossed a threshold", client=first.client_name,
+                        num=len(alerts))
     blocks = ["\n".join(a.lines()) for a in alerts]
-    text = "\n\n".join(blocks) + (f"\n\nPortal: {first.portal_url}" if first.portal_url else "")
-    return subject, text, _html_mail(text, first.portal_url)
+    text = "\n\n".join(blocks) + ("\n\n" + t.gettext("Portal: %(url)s", url=first.portal_url) if first.portal_url else "")
+    return subject, text, _html_mail(text, first.portal_url, t)
 
 
 @dataclass
@@ -203,6 +229,7 @@ def evaluate_alerts(
 
 def _client_alerts(store: Store, config: Config, cc: Any, now: dt.datetime) -> list[Alert]:
     fig = client_figures(store, config, cc, now)
+    t = lang(config.locale_of(cc))
     budgets = [pf for pf in fig.projects if pf.budget is not None]
     if not budgets:
         return []
@@ -227,7 +254,8 @@ def _client_alerts(store: Store, config: Config, cc: Any, now: dt.datetime) -> l
             burn_per_week=b.burn.per_week, burn_hours_per_week=b.burn.hours_per_week, burn_weeks=b.burn.weeks,
             run_out_date=b.projected_run_out, resets_on=b.resets_on, portal_url=link.url if link else None,
             agency_to=agency_to, client_to=client_to, left=q(b.left), level=b.level,
-            unlisted_note=unlisted_sentence(b, "on the portal"), at_risk=b.at_risk, ends_on=pf.project.ends_on,
+            unlisted_note=unlisted_sentence(b, "on the portal", t), at_risk=b.at_risk, ends_on=pf.project.ends_on,
+            locale=str(t.locale),
         ))
     return out
 

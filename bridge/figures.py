@@ -44,6 +44,7 @@ from sqlmodel import select
 from bridge import metrics as m
 from bridge.models import Client, Invoice, Person, Project, SyncRun, Task, TimeEntry
 from bridge.overrides import apply_budget_overrides, fallback_rate
+from bridge.i18n import Lang, lang
 from bridge.policy import Policy
 from bridge.valuation import value_entry
 
@@ -59,10 +60,8 @@ LEVEL_NAMES: dict[str, str] = {
     "ok": "On track", "warning": "Nearing budget", "at_risk": "At risk",
     "critical": "Almost used up", "over": "Over budget",
 }
-REASON_NAMES: dict[str, str] = {
-    "internal": "internal work", "non_billable": "non-billable time", "unapproved": "time not yet approved",
-}
 HISTORY_MONTHS = 12  # previous months a monthly budget lists
+EN = lang("en")
 
 
 # --- the store rows of one client ----------------------------------------------------------
@@ -550,46 +549,99 @@ def hours_text(seconds: int) -> str:
     return f"{m.hours(seconds).quantize(m.TENTH, ROUND_HALF_UP)}"
 
 
-def unlisted_sentence(b: BudgetFigures, where: str = "below") -> str | None:
-    """'Includes 15.5 h of internal work not itemized below.' None when everything is listed."""
+def level_name(level: str, t: Lang = EN) -> str:
+    """A budget's status as the portal, the alerts and status name it."""
+    return {"ok": t.gettext("On track"), "warning": t.gettext("Nearing budget"), "at_risk": t.gettext("At risk"),
+            "critical": t.gettext("Almost used up"), "over": t.gettext("Over budget")}.get(level, level)
+
+
+def reason_name(reason: str, t: Lang = EN) -> str:
+    return {"internal": t.gettext("internal work"), "non_billable": t.gettext("non-billable time"),
+            "unapproved": t.gettext("time not yet approved")}.get(reason, reason)
+
+
+def unlisted_sentence(b: BudgetFigures, where: str = "below", t: Lang = EN) -> str | None:
+    """'Includes 15.5 h of internal work not itemized below.' None when everything is listed.
+    `where` is "below" (the page) or "on the portal" (mail); worded in `t`'s language."""
     if not b.unlisted_seconds:
         return None
-    lead = "Includes the value of" if b.kind == "money" else "Includes"
+    hours = t.hours(m.hours(b.unlisted_seconds).quantize(m.TENTH, ROUND_HALF_UP), 1)
+    on_page = where == "below"
     if len(b.unlisted_by_reason) == 1:
-        reason = REASON_NAMES[b.unlisted_by_reason[0][0]]
-        return f"{lead} {hours_text(b.unlisted_seconds)} h of {reason} not itemized {where}."
-    parts = ", ".join(f"{REASON_NAMES[r]} {hours_text(s)} h" for r, s in b.unlisted_by_reason)
-    return f"{lead} {hours_text(b.unlisted_seconds)} h not itemized {where} ({parts})."
+        reason = reason_name(b.unlisted_by_reason[0][0], t)
+        if b.kind == "money":
+            text = (t.gettext("Includes the value of %(hours)s of %(reason)s not itemized below.", hours=hours, reason=reason)
+                    if on_page else
+                    t.gettext("Includes the value of %(hours)s of %(reason)s not itemized on the portal.", hours=hours, reason=reason))
+        else:
+            text = (t.gettext("Includes %(hours)s of %(reason)s not itemized below.", hours=hours, reason=reason)
+                    if on_page else
+                    t.gettext("Includes %(hours)s of %(reason)s not itemized on the portal.", hours=hours, reason=reason))
+        return text
+    parts = ", ".join(f"{reason_name(r, t)} {t.hours(m.hours(s).quantize(m.TENTH, ROUND_HALF_UP), 1)}"
+                      for r, s in b.unlisted_by_reason)
+    if b.kind == "money":
+        return (t.gettext("Includes the value of %(hours)s not itemized below (%(parts)s).", hours=hours, parts=parts)
+                if on_page else
+                t.gettext("Includes the value of %(hours)s not itemized on the portal (%(parts)s).", hours=hours, parts=parts))
+    return (t.gettext("Includes %(hours)s not itemized below (%(parts)s).", hours=hours, parts=parts)
+            if on_page else t.gettext("Includes %(hours)s not itemized on the portal (%(parts)s).", hours=hours, parts=parts))
 
 
-def basis_sentence(basis: Basis) -> str:
+def basis_sentence(basis: Basis, t: Lang = EN) -> str:
     if basis == "tracker":
-        return ("Budgets count all time logged on each project, as the time tracker does, "
-                "including work that is not itemized here.")
-    return ("Budgets count only the work listed on this page; "
-            "the time tracker's own budget figures may be higher.")
+        return t.gettext("Budgets count all time logged on each project, as the time tracker does, "
+                         "including work that is not itemized here.")
+    return t.gettext("Budgets count only the work listed on this page; "
+                     "the time tracker's own budget figures may be higher.")
 
 
-def explain(use: m.BudgetUse, b: m.Burn, projected: dt.date | None, ends_on: dt.date | None, basis: Basis) -> str:
-    """A few plain sentences saying how the budget figures were worked out."""
-    when = "this month" if use.period == "monthly" else "so far"
-    what = "hours" if use.kind == "hours" else "billable amount"
-    scope = "all time logged on the project" if basis == "tracker" else "the work listed here"
-    parts = [f"Used is the {what} of {scope} {when}, timers still running left out"
-             + (f"; the budget resets on {use.resets_on.isoformat()}." if use.resets_on else ".")]
-    parts.append(f"Burn rate is the {'hours' if use.kind == 'hours' else 'amount'} of the last {b.weeks} weeks divided by {b.weeks}.")
-    if use.left <= 0:
-        parts.append("The budget is used up, so there is no projection.")
-    elif b.exact_per_week <= 0:
-        nothing = "Nothing was logged" if use.kind == "hours" else "No billable amount was recorded"
-        parts.append(f"{nothing} in the last {b.weeks} weeks, so there is no projection.")
-    elif projected is None:
-        parts.append("At this rate the budget lasts until it resets.")
+def explain(use: Any, b: m.Burn, projected: dt.date | None, ends_on: dt.date | None, basis: Basis,
+            t: Lang = EN) -> str:
+    """A few plain sentences saying how the budget figures were worked out. `use` is a
+    BudgetUse or a BudgetFigures (kind, period, resets_on, left)."""
+    hours = use.kind == "hours"
+    tracker = basis == "tracker"
+    monthly = use.period == "monthly"
+    if hours and tracker:
+        first = (t.gettext("Used is the hours of all time logged on the project this month, timers still running left out")
+                 if monthly else
+                 t.gettext("Used is the hours of all time logged on the project so far, timers still running left out"))
+    elif hours:
+        first = (t.gettext("Used is the hours of the work listed here this month, timers still running left out")
+                 if monthly else
+                 t.gettext("Used is the hours of the work listed here so far, timers still running left out"))
+    elif tracker:
+        first = (t.gettext("Used is the billable amount of all time logged on the project this month, timers still running left out")
+                 if monthly else
+                 t.gettext("Used is the billable amount of all time logged on the project so far, timers still running left out"))
     else:
-        tail = ""
-        if ends_on is not None:
-            tail = f", {'before' if projected < ends_on else 'after'} the project's end on {ends_on.isoformat()}"
-        parts.append(f"At that rate {projected.isoformat()} is the last day with budget left{tail}.")
+        first = (t.gettext("Used is the billable amount of the work listed here this month, timers still running left out")
+                 if monthly else
+                 t.gettext("Used is the billable amount of the work listed here so far, timers still running left out"))
+    first += (t.gettext("; the budget resets on %(date)s.", date=t.date(use.resets_on)) if use.resets_on else ".")
+    parts = [first]
+    parts.append(t.ngettext("Burn rate is the hours of the last week.", "Burn rate is the hours of the last %(num)s weeks divided by %(num)s.", b.weeks)
+                 if hours else
+                 t.ngettext("Burn rate is the amount of the last week.", "Burn rate is the amount of the last %(num)s weeks divided by %(num)s.", b.weeks))
+    if use.left <= 0:
+        parts.append(t.gettext("The budget is used up, so there is no projection."))
+    elif b.exact_per_week <= 0:
+        parts.append(t.ngettext("Nothing was logged in the last week, so there is no projection.",
+                                "Nothing was logged in the last %(num)s weeks, so there is no projection.", b.weeks)
+                     if hours else
+                     t.ngettext("No billable amount was recorded in the last week, so there is no projection.",
+                                "No billable amount was recorded in the last %(num)s weeks, so there is no projection.", b.weeks))
+    elif projected is None:
+        parts.append(t.gettext("At this rate the budget lasts until it resets."))
+    elif ends_on is None:
+        parts.append(t.gettext("At that rate %(date)s is the last day with budget left.", date=t.date(projected)))
+    elif projected < ends_on:
+        parts.append(t.gettext("At that rate %(date)s is the last day with budget left, before the project's end on %(end)s.",
+                               date=t.date(projected), end=t.date(ends_on)))
+    else:
+        parts.append(t.gettext("At that rate %(date)s is the last day with budget left, after the project's end on %(end)s.",
+                               date=t.date(projected), end=t.date(ends_on)))
     return " ".join(parts)
 
 
@@ -611,6 +663,7 @@ __all__ = [
     "ProjectFigures",
     "all_client_figures",
     "basis_sentence",
+    "level_name",
     "client_figures",
     "compute",
     "load_client_rows",

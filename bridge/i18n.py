@@ -136,11 +136,14 @@ class Lang:
             return f"{sign}{sym}{body}" if sym else f"{sign}{body} {currency}"
         return format_currency(a, currency, locale=self._loc).replace("-", MINUS)
 
-    def percent(self, value: Decimal | float | int | None) -> str:
-        """A share given in per cent, one decimal as the view gives it (87.5 -> "87.5%", "87,5 %")."""
+    def percent(self, value: Decimal | float | int | None, places: int = 1) -> str:
+        """A share given in per cent, one decimal as the view gives it (87.5 -> "87.5%", "87,5 %");
+        `places=0` for thresholds ("75%")."""
         if value is None:
             return ""
-        return format_percent(Decimal(value) / 100, format="#,##0.0%", locale=self._loc).replace("-", MINUS)
+        # the locale's own pattern ("#,##0%", "#,##0\u00a0%"), with the wanted decimals
+        pattern = self._loc.percent_formats[None].pattern.replace("#,##0", "#,##0" + ("." + "0" * places if places else ""), 1)
+        return format_percent(Decimal(value) / 100, format=pattern, locale=self._loc).replace("-", MINUS)
 
     def count(self, n: int) -> str:
         return format_decimal(n, format="#,##0", locale=self._loc)

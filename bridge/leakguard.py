@@ -24,6 +24,7 @@ import gzip
 import html
 import io
 import re
+import unicodedata
 import zipfile
 from html.parser import HTMLParser
 from collections.abc import Iterable, Iterator, Sequence
@@ -406,6 +407,11 @@ def _pdf_texts(data: bytes) -> Iterator[str]:
         raise LeakError(f"a PDF export could not be read to check it for hidden values ({type(exc).__name__}); "
                         "publish stopped") from None
     yield text
+    # shaped right-to-left text (Arabic presentation forms) reads back as its letters only
+    # after NFKC; check both, so a hidden Arabic value cannot pass as glyph forms
+    folded = unicodedata.normalize("NFKC", text)
+    if folded != text:
+        yield folded
     yield meta
 
 

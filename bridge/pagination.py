@@ -109,6 +109,8 @@ class ListingWatch:
 
     total: int | None = None  # the provider's count at the last page (or from the resume token)
     full_page: int | None = None  # items on a page that had a next page
+    # the previous page's ids: a listing pushed down by up to a page starts the next page
+    # with one of them (a bigger push changes the count); a page's worth of memory, not a listing's
     seen: set[str] = field(default_factory=set)
     pages: int = 0
 
@@ -128,7 +130,7 @@ class ListingWatch:
         if total is not None:
             self.total = total
         if ids is not None:
-            self.seen.update(ids)
+            self.seen = set(ids)
         if has_next and n and self.full_page is None:
             self.full_page = n
         return why, moved

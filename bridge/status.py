@@ -186,10 +186,10 @@ def _budgets(store: Store, config: Config, client: Any, now: dt.datetime) -> tup
 
 
 def budget_line(b: BudgetStatus) -> str:
-    from bridge.figures import LEVEL_NAMES
+    from bridge.figures import level_name
 
     tail = f", last day with budget left {b.run_out.isoformat()}" if b.run_out else ""
-    return f"{b.project} {b.percent}% ({b.used} of {b.allocated} {b.unit}) {LEVEL_NAMES.get(b.level, b.level)}{tail}"
+    return f"{b.project} {b.percent}% ({b.used} of {b.allocated} {b.unit}) {level_name(b.level)}{tail}"
 
 
 # --- output ----------------------------------------------------------------------------------

@@ -30,10 +30,12 @@ from bridge.figures import (
     Line,
     ProjectFigures,
     basis_sentence,
+    explain,
     unlisted_sentence,
 )
 from bridge.figures import compute as compute_figures
 from bridge.figures import load_client_rows as load_figure_rows
+from bridge.i18n import Lang, lang
 from bridge.models import Client, Person, PortalLink, Project, TimeEntry
 from bridge.policy import (
     TEAM_MEMBER,
@@ -51,6 +53,8 @@ from bridge.redaction import (
     ReviewLog,
     note_redactor,
 )
+
+EN = lang("en")
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -597,7 +601,8 @@ def assemble_view(
             r.is_billable, r.amount.amount if r.amount else None,
         )
 
-    projects = tuple(_project_view(i, pf, client_cfg, today, ws) for i, pf in enumerate(fig.projects, start=1))
+    t = lang(client_cfg.locale or config.agency.locale)
+    projects = tuple(_project_view(i, pf, client_cfg, today, ws, t) for i, pf in enumerate(fig.projects, start=1))
     label = {p.metric.person: p.person for p in published}
     totals = tuple(
         CurrencyTotal(cur, m.hours(fig.billable_seconds_by_currency.get(cur, 0)), _q(fig.amounts[cur]))
@@ -662,7 +667,7 @@ def assemble_view(
         snapshot=snapshot,
         locale=client_cfg.locale or agency.locale,
         budget_basis=fig.basis,
-        budget_basis_note=basis_sentence(fig.basis) if any(p.budget is not None for p in projects) else None,
+        budget_basis_note=basis_sentence(fig.basis, t) if any(p.budget is not None for p in projects) else None,
         timers_running=fig.running,
     )
 
@@ -675,7 +680,8 @@ def _lines(seconds: Mapping[str, int], label: Mapping[str, str]) -> tuple[HoursL
     return tuple(HoursLine(n, m.hours(s)) for n, s in sorted(merged.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", today: dt.date, week_start: int) -> ProjectView:
+def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", today: dt.date, week_start: int,
+                  t: Lang = EN) -> ProjectView:
     proj = pf.project
     b = pf.budget
     budget: BudgetView | None = None
@@ -695,9 +701,10 @@ def _project_view(index: int, pf: ProjectFigures, client_cfg: "ClientConfig", to
             period_start=b.period_start, resets_on=b.resets_on, level=b.level, threshold_crossed=b.threshold_crossed,
             is_over_budget=b.is_over, burn_per_week=b.burn.per_week, burn_hours_per_week=b.burn.hours_per_week,
             burn_window_weeks=b.burn.weeks, projected_run_out_date=b.projected_run_out,
-            runs_out_before_end=b.runs_out_before_end, explanation=b.explanation,
+            runs_out_before_end=b.runs_out_before_end,
+            explanation=explain(b, b.burn, b.projected_run_out, proj.ends_on, b.basis, t),
             basis=b.basis, at_risk=b.at_risk, unlisted_hours=m.hours(b.unlisted_seconds),
-            unlisted_note=unlisted_sentence(b),
+            unlisted_note=unlisted_sentence(b, t=t),
             history=tuple(BudgetMonth(h.month, _q(h.allocated), _q(h.used), _q(h.over)) for h in b.history),
             last_period_used=_q(last.used) if last is not None else None,
             last_period_allocated=_q(last.allocated) if last is not None else None,

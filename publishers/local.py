@@ -113,20 +113,12 @@ class LocalPublisher:
         if not self.root.is_dir():
             return out
         for folder in sorted(self.root.iterdir()):
-            if folder.is_dir() and _is_token(folder.name) and (folder / mf.MANIFEST).exists():
+            if folder.is_dir() and mf.is_token(folder.name) and (folder / mf.MANIFEST).exists():
                 out[folder.name] = sum(1 for p in folder.rglob("*") if p.is_file())
         return out
 
     def _folder(self, token: str) -> Path:
         return self.root / token
-
-
-def _is_token(name: str) -> bool:
-    try:
-        mf.check_token(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _read(path: Path) -> bytes | None:

@@ -113,3 +113,12 @@ def check_token(token: str) -> None:
     to be unguessable (secrets.token_urlsafe(24) gives 32 characters)."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{22,64}", token or ""):
         raise ValueError("a portal token must be 22-64 URL-safe characters")
+
+
+def is_token(name: str) -> bool:
+    """Whether a folder or key prefix is shaped like a portal token (listing portals)."""
+    try:
+        check_token(name)
+    except ValueError:
+        return False
+    return True

@@ -249,7 +249,7 @@ def weekly_rows(view: PortalView) -> list[WeeklySummaryRow]:
     return sorted(view.weekly_summaries, key=lambda r: (r.week_start, r.person, r.project, r.task or ""), reverse=True)
 
 
-PAGE_ROWS = 50  # rows listed at first and per "show earlier weeks": a phone page that ends
+PAGE_ROWS = 40  # rows listed at first and per "show earlier weeks": a phone page that ends
 
 
 def week_of(day: dt.date, first: dt.date) -> dt.date:

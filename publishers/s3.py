@@ -302,7 +302,7 @@ class S3Publisher:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=base):
                 for obj in page.get("Contents", []):
                     token, sep, _ = obj["Key"][len(base):].partition("/")
-                    if sep and _is_token(token):
+                    if sep and mf.is_token(token):
                         out[token] = out.get(token, 0) + 1
         except ClientError as exc:
             raise PublishError(f"S3 listing of bucket {self.bucket!r} failed: {_code(exc)}") from None
@@ -466,11 +466,3 @@ def _matches(patterns: list[str], value: str) -> bool:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "error"))
-
-
-def _is_token(name: str) -> bool:
-    try:
-        mf.check_token(name)
-    except ValueError:
-        return False
-    return True

@@ -127,12 +127,12 @@ def demo(ctx: click.Context, out_dir: str, entries: int, seed: int) -> None:
     finally:
         box.stop()
     rows = client_totals(env)
-    click.echo("\nPer-client totals from the store:")
-    width = max(len(r["client"]) for r in rows) if rows else 10
-    sw = max([len("source")] + [len(r["sources"]) for r in rows])  # a portal may span trackers
-    click.echo(f"  {'client'.ljust(width)}  {'source'.ljust(sw)} {'hours':>9} {'this week':>10} {'billable':>9} {'open inv.':>9}")
+    click.echo("\nPer-client totals, as each portal shows them:")
+    width = max((len(r["client"]) for r in rows), default=10)
+    src = max((len(r["sources"]) for r in rows), default=7)
+    click.echo(f"  {'client'.ljust(width)}  {'sources'.ljust(src)} {'hours':>9} {'this week':>10} {'billable':>9} {'open inv.':>9}")
     for r in rows:
-        click.echo(f"  {r['client'].ljust(width)}  {r['sources'].ljust(sw)} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
+        click.echo(f"  {r['client'].ljust(width)}  {r['sources'].ljust(src)} {r['hours']:>9.2f} {r['this_week']:>10.2f} "
                    f"{r['billable_pct']:>8}% {r['open_invoices']:>9}")
     _demo_publish(env, out)
 

@@ -94,6 +94,7 @@ def demo_config(sandbox: Sandbox, *, store_url: str, target: str, providers: lis
             "notes": "Figures update every few minutes from our time trackers. Ask us about anything that looks off.",
             "glossary": {"PM": "Project management: planning, calls and coordination.", "DEV": "Development: building and testing."},
             "visibility": {**policies[i % len(policies)], "internal_tasks": ["Internal Meeting"]},
+            "locale": _locale_for(name),
         })
     config = {
         "store": {"url": store_url},
@@ -104,6 +105,18 @@ def demo_config(sandbox: Sandbox, *, store_url: str, target: str, providers: lis
         "publish": {"target": target},
     }
     return config, env
+
+
+def _locale_for(name: str) -> str:
+    """The demo's clients read their own language: a GmbH German, an AG Swiss German
+    formats, a SA/SARL French; everyone else English."""
+    if name.endswith(" GmbH"):
+        return "de"
+    if name.endswith(" AG"):
+        return "de_CH"
+    if name.endswith((" SA", " SARL", " SAS")):
+        return "fr"
+    return "en"
 
 
 def to_toml(data: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ canvas takes about two seconds where table layout engines take a minute. Every t
 one line (long text is cut with an ellipsis; the CSV/XLSX keep it whole); the header row is
 repeated on each page and the footer says "Page n of m" via a form filled in at the end.
 
-DejaVu Sans (Debian package fonts-dejavu-core) covers Latin, Greek, Cyrillic and more;
+DejaVu Sans (Debian package fonts-dejavu-core) covers Latin, Greek, Cyrillic, Arabic,
+Hebrew and more (right-to-left text is shaped and reordered before drawing);
 characters it lacks (Chinese, Japanese, Korean) are drawn in Droid Sans Fallback (Debian
 package fonts-droid-fallback) when that is installed. Without DejaVu we fall back to
 Helvetica and replace characters it cannot draw with "?".
@@ -16,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,6 +68,19 @@ class Fonts:
 
 
 _FONTS: Fonts | None = None
+_RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
+
+
+def visual(s: str) -> str:
+    """Text as it must be drawn: ReportLab lays glyphs left to right, unjoined, so Arabic
+    and Hebrew are shaped (arabic-reshaper) and put in visual order (python-bidi) first.
+    Other text passes through untouched, and fast."""
+    if not _RTL.search(s):
+        return s
+    from arabic_reshaper import reshape
+    from bidi import get_display
+
+    return get_display(reshape(s))
 
 
 def _stamp(at: dt.datetime) -> TimeStamp:
@@ -124,7 +139,7 @@ class _Doc:
     def text(self, s: object) -> str:
         s = "" if s is None else str(s)
         if self.f.unicode:
-            return s
+            return visual(s)
         return s.encode("cp1252", "replace").decode("cp1252")
 
     def runs(self, s: str, font: str) -> list[tuple[str, str]]:

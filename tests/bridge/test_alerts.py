@@ -166,7 +166,7 @@ def test_crossing_says_what_burn_and_run_out_and_links_the_portal(store: Store) 
     assert "80.0% of the total budget" in text and "75% threshold" in text
     assert "Used: 8.00 h of 10.00 h; 2.00 h left." in text
     assert "Burn rate: 2.00 h per week" in text
-    assert "At the current pace 2025-03-26 is the last day with budget left." in text
+    assert "At the current pace 26 Mar 2025 is the last day with budget left." in text  # dates as the portal prints them
     assert "Status on the portal: Nearing budget." in text
     assert "Portal: https://portal.test/tok/index.html?sig=1" in text
     assert a.agency_to == ("ops@agency.test",) and a.client_to == ()
@@ -206,8 +206,8 @@ def test_client_copy_says_what_the_portal_shows_money_budgets_included(store: St
     _log(store, 8, amount="800")
     [a] = evaluate_alerts(store, _config(alert_client=True), NOW)
     assert a.text() == a.text(for_client=True)
-    assert "Used: 800.00 EUR of 1,000.00 EUR; 200.00 EUR left." in a.text(for_client=True)
-    assert "Burn rate: 200.00 EUR per week" in a.text()
+    assert "Used: €800.00 of €1,000.00; €200.00 left." in a.text(for_client=True)  # money as the portal prints it
+    assert "Burn rate: €200.00 per week" in a.text()
 
 
 def _internal(store: Store, hours: float, day: dt.date = dt.date(2025, 3, 18)) -> None:
@@ -407,3 +407,14 @@ def test_cli_dry_run_prints_without_sending_then_alerts_sends_once(
     again = runner.invoke(cli, ["-c", str(cfg), "alerts", "--dry-run"])
     assert "No budget threshold newly crossed." in again.output
     store.close()
+
+
+def test_a_german_client_is_alerted_in_german(store: Store) -> None:
+    """The alert speaks the client's language, with the portal's German formats."""
+    _seed(store)
+    _log(store, 8)
+    [a] = evaluate_alerts(store, _config(alert_client=True, locale="de"), NOW)
+    text = a.text(for_client=True)
+    assert a.subject() == "Budgetwarnung: Acme / Website hat 75\u00a0% erreicht"  # CLDR: a no-break space before %
+    assert "Verbraucht: 8,00 Std. von 10,00 Std.; 2,00 Std. übrig." in text
+    assert "Status im Portal: Budget bald erreicht." in text and "Used:" not in text

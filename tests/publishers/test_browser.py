@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from publishers import render
 from publishers.render import render_portal
 from publishers.render import timesheet_rows as render_rows
 from tests.conftest import skip_or_fail
@@ -183,10 +184,11 @@ def _set(cdp: Cdp, name: str, value: str) -> None:
 
 
 def matched(cdp: Cdp) -> int:
-    """How many rows match the filters, as the summary line says ("Showing 37 of 120 …")."""
-    m = re.match(r"Showing ([\d,]+) of ([\d,]+)", cdp.eval(SUMMARY))
+    """How many rows match the filters, as the summary line says ("Showing 37 of 120 …",
+    "37 von 120 Einträge …": the first count in any shipped language and grouping)."""
+    m = re.match(r"\D*?(\d[\d,.'\u202f\u00a0]*) \D+ (\d[\d,.'\u202f\u00a0]*)", cdp.eval(SUMMARY))
     assert m, cdp.eval(SUMMARY)
-    return int(m.group(1).replace(",", ""))
+    return int(re.sub(r"\D", "", m.group(1)))
 
 
 def show_everything(cdp: Cdp) -> None:
@@ -205,8 +207,8 @@ def test_portal_loads_cleanly_and_filters(browser: str, tmp_path: Path) -> None:
         assert cdp.eval("getComputedStyle(document.getElementById('ts-filters')).display") != "none"
         # a filter with a single choice (here: no second billable kind) would be hidden
         assert cdp.eval("document.querySelector('[name=project]').closest('label').hidden") is False
-        # the most recent 50 are listed; the counts and totals cover all 120
-        assert cdp.eval(VISIBLE) == 50
+        # the most recent PAGE_ROWS are listed; the counts and totals cover all 120
+        assert cdp.eval(VISIBLE) == render.PAGE_ROWS
         assert cdp.eval(SUMMARY).startswith("Showing 120 of 120 entries")
         assert cdp.eval(TOTAL) == f"{view.total_hours:,.2f}"
 
@@ -245,9 +247,9 @@ def test_show_earlier_weeks_lists_the_rest_in_order(browser: str, tmp_path: Path
     index, view = _write_portal(tmp_path, n=120)
     cdp = open_page(browser, index.as_uri(), 1280)
     try:
-        assert cdp.eval(VISIBLE) == 50 and cdp.eval(f"{MORE}.hidden") is False
+        assert cdp.eval(VISIBLE) == render.PAGE_ROWS and cdp.eval(f"{MORE}.hidden") is False
         cdp.eval(f"{MORE}.click()")
-        assert cdp.eval(VISIBLE) == 100
+        assert cdp.eval(VISIBLE) == 2 * render.PAGE_ROWS  # 80 of 120
         cdp.eval(f"{MORE}.click()")
         assert cdp.eval(VISIBLE) == 120 and cdp.eval(f"{MORE}.hidden") is True
         dates = cdp.eval("[...document.querySelectorAll('#timesheet td.dt')].map(td => td.firstChild.textContent)")
@@ -265,7 +267,7 @@ def test_show_earlier_weeks_lists_the_rest_in_order(browser: str, tmp_path: Path
             assert head.startswith(f"Week of {fmt_date(start)} {hours:,.2f}\u00a0h"), head
         # a filter starts the listing again from the most recent
         _set(cdp, "billable", "billable")
-        assert cdp.eval(VISIBLE) == 50
+        assert cdp.eval(VISIBLE) == render.PAGE_ROWS
     finally:
         cdp.close()
 
@@ -294,7 +296,7 @@ def test_weekly_view_filters(browser: str, tmp_path: Path) -> None:
     cdp = open_page(browser, index.as_uri(), 1280)
     try:
         assert matched(cdp) == len(view.weekly_summaries)
-        assert cdp.eval(VISIBLE) == min(50, len(view.weekly_summaries))
+        assert cdp.eval(VISIBLE) == min(render.PAGE_ROWS, len(view.weekly_summaries))
         _set(cdp, "billable", "billable")
         shown = [r for r in view.weekly_summaries if r.billable_hours > 0]
         assert matched(cdp) == len(shown)
@@ -317,7 +319,7 @@ def test_table_reads_without_script(browser: str, tmp_path: Path) -> None:
         cdp.send("Emulation.setScriptExecutionDisabled", {"value": False})  # to query the DOM
         assert cdp.eval("getComputedStyle(document.getElementById('ts-filters')).display") == "none"
         assert cdp.eval(f"getComputedStyle({MORE}).display") == "none"
-        assert cdp.eval(VISIBLE) == 50
+        assert cdp.eval(VISIBLE) == render.PAGE_ROWS
         assert cdp.eval("document.getElementById('timesheet').getBoundingClientRect().height") > 300
         # the whole history: behind links to the exports
         links = cdp.eval("[...document.querySelectorAll('#ts-history a')].map(a => a.href)")
@@ -502,7 +504,7 @@ def test_20000_entries_make_a_page_that_ends(browser: str, axe_source: str, big_
         if width < 600:
             assert facts["height"] < 15_000, facts["height"]
         screenshot(cdp, f"portal-20000-{width}.png")
-        assert matched(cdp) == 20_000 and cdp.eval(VISIBLE) == 50
+        assert matched(cdp) == 20_000 and cdp.eval(VISIBLE) == render.PAGE_ROWS
         assert cdp.eval(TOTAL) == f"{view.total_hours:,.2f}"
         assert axe_serious(cdp, axe_source) == []
         # filters stay exact over rows the page does not list, and fast

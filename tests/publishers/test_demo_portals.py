@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from bridge.cli import cli
 from bridge.cli.demo import _clear_previous_demo
 from bridge.errors import BridgeError
+from publishers.render import PAGE_ROWS
 from tests.publishers.test_browser import (  # noqa: F401
     TOTAL,
     VISIBLE,
@@ -43,13 +44,16 @@ def test_demo_syncs_all_three_trackers_and_renders_every_portal(demo: tuple[Path
     out, output = demo
     for source in ("harvest", "freshbooks", "productive"):
         assert re.search(rf"^{source}: ok - \d+ new", output, re.M), output
-    assert "Per-client totals from the store:" in output
+    assert "Per-client totals, as each portal shows them:" in output
     # `bridge verify` over the same sandbox: the store agrees with every tracker's own reports
     assert re.search(r"^Checked against each tracker's own reports: \d+ figures, no difference\.$", output, re.M), output
     portals = re.findall(r"file://(\S+/index\.html)", output)
     assert len(portals) == 4
     assert all(Path(p).exists() for p in portals)
     assert {p.parent for p in out.glob("*/index.html")} == {Path(p).parent for p in portals}
+    # the demo's GmbH and AG clients read German (Swiss formats for the AG), the others English
+    langs = sorted(re.search(r'<html lang="(\w+)">', Path(p).read_text(encoding="utf-8")).group(1) for p in portals)
+    assert langs == ["de", "de", "en", "en"]
 
 
 def _portals(out: Path) -> list[Path]:
@@ -85,7 +89,7 @@ def test_every_demo_portal_loads_cleanly_and_filters(browser: str, axe_source: s
                 f" el.value = {person!r}; el.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
             )
             assert 0 < matched(cdp) < everyone, index
-            assert 0 < cdp.eval(VISIBLE) <= 50, index
+            assert 0 < cdp.eval(VISIBLE) <= PAGE_ROWS, index
             assert cdp.eval(TOTAL) != total, index
             assert problems(cdp, url) == ([], [])
         finally:

@@ -189,3 +189,21 @@ def test_pdf_draws_names_in_any_script() -> None:
     for s in ("李雷", "Ζωή Παπαδοπούλου", "Łukasz Żółć", "数据迁移脚本 – review ✓"):
         assert s in text
     assert "Currency" in text and "Curr…" not in text  # short columns are sized, not cut
+
+
+def test_pdf_prints_every_script_in_the_data() -> None:
+    """Cyrillic, Greek, CJK and Arabic notes all print; Arabic shaped and right to left
+    (the text layer holds presentation forms in visual order; NFKC gives the letters back)."""
+    import unicodedata
+
+    from tests.conftest import skip_or_fail
+    from publishers.exports.pdf import _fonts
+
+    if _fonts().fallback is None:
+        skip_or_fail("no CJK fallback font (apt-get install fonts-droid-fallback)")
+    notes = ("Миграция данных", "Μετάβαση δεδομένων", "ترحيل البيانات", "数据迁移脚本")
+    for note in notes:  # one at a time: a long description is cut to its column
+        view = make_view(n=2, note=note, rates=True)
+        text = unicodedata.normalize("NFKC", "\n".join(pdf_pages(files_of(view)["report.pdf"])))
+        assert note in text, note
+    assert "\ufe97" not in "\n".join(notes)  # the input was plain letters; shaping happened in the PDF

@@ -67,3 +67,21 @@ def test_a_pdf_that_cannot_be_read_stops_the_publish() -> None:
     broken = RenderedFile("report.pdf", b"%PDF-1.4 not really a pdf", "application/pdf")
     with pytest.raises(LeakError, match="could not be read to check it"):
         scan([broken], [HiddenValue("people.email (h:1)", "someone@example.com", "email")])
+
+
+def test_guard_catches_a_hidden_arabic_value_in_the_shaped_pdf() -> None:
+    """The PDF draws Arabic as joined presentation forms; the guard still reads the letters."""
+    import unicodedata
+
+    from publishers.exports.pdf import visual
+
+    hidden = "ترحيل البيانات السرية"
+    shaped = visual(hidden)
+    assert shaped != hidden and unicodedata.normalize("NFKC", shaped)[::-1].replace(" ", "") != ""
+    from bridge.leakguard import _pdf_texts  # the guard's own PDF reader
+
+    from tests.publishers.factory import link, make_view
+    from publishers.render import render_portal
+
+    pdf = next(f.data for f in render_portal(make_view(n=2, note=hidden), link, "tok") if f.path == "report.pdf")
+    assert any(hidden in text for text in _pdf_texts(pdf))

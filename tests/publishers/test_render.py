@@ -218,11 +218,11 @@ def test_the_page_lists_the_most_recent_weeks_and_links_the_whole_history() -> N
     view = make_view(n=300)
     html = index_html(view)
     body = html[html.index('<table id="timesheet"'):html.index("</table>", html.index('<table id="timesheet"'))]
-    # 50 entries, newest first, under week headings; the rest only in the island and exports
-    assert body.count('<tr><td class="dt">') == 50 == render.PAGE_ROWS
+    # PAGE_ROWS (40) entries, newest first, under week headings; the rest only in the island and exports
+    assert body.count('<tr><td class="dt">') == 40 == render.PAGE_ROWS
     assert 0 < body.index("Week of 17 Mar 2025") < body.index("Week of 10 Mar 2025")
     listed = re.findall(r'<tr><td class="dt">(\d+ \w+ \d+)', body)
-    newest = [render.fmt_date(r.spent_date) for r in render.timesheet_rows(view)[:50]]
+    newest = [render.fmt_date(r.spent_date) for r in render.timesheet_rows(view)[:40]]
     assert listed == newest
     this_week = sum((r.hours for r in view.timesheet if r.spent_date >= factory.WEEK_START), Decimal(0))
     assert f'Week of 17 Mar 2025 <span class="wk-h">{this_week:,.2f}\u00a0h</span>' in body
