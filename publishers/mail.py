@@ -104,8 +104,9 @@ def _when(at: dt.datetime | None, config: Config, t: Lang = EN) -> str:
     if at is None:
         return t.gettext("This link does not expire.")
     local = at.astimezone(config.agency.zone)
+    clock = local.strftime("%H:%M")
     return t.gettext("This link is valid until %(date)s, %(time)s (%(zone)s).", date=t.long_date(local.date()),
-                     time=f"{local:%H:%M}", zone=config.agency.timezone)
+                     time=clock, zone=config.agency.timezone)
 
 
 def passphrase_note(t: Lang = EN) -> str:

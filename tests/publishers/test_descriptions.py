@@ -9,12 +9,13 @@ CSV, XLSX, PDF text, file and download names - is read back by the test's own ex
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bridge import publishing
@@ -219,6 +220,14 @@ _LETTERS = st.sampled_from(list("abcdefghijklmnoprstuvwyzäöüéèñçøåłś�
 _CYRILLIC = st.sampled_from(list("абвгдежзиклмнопрстуфхцчшщ"))
 
 
+@functools.lru_cache(maxsize=1)
+def portal_words() -> frozenset[str]:
+    """Every word of every sentence the portal and its exports print (the gettext msgids)."""
+    from tests.helpers.messages import msgids
+
+    return frozenset(w for m in msgids() for w in re.findall(r"\w+", folded(m)))
+
+
 @st.composite
 def person_names(draw) -> tuple[str, str]:  # type: ignore[no-untyped-def]
     alphabet = draw(st.sampled_from([_LETTERS, _CYRILLIC]))
@@ -239,6 +248,9 @@ FORMS = [
        team=st.sampled_from(["first_name", "role", "anonymous"]))
 def test_generated_names_in_any_form_never_reach_a_byte(tmp_path: Path, name, form, filler, tail, team) -> None:  # type: ignore[no-untyped-def]
     first, last = name
+    # a first name that folds to a word the portal itself prints ("Yés" -> "yes" in the
+    # billable column) cannot be told from a leak by scanning bytes: draw another
+    assume(folded(first) not in portal_words())
     store = Store("sqlite://")
     store.migrate()
     try:
