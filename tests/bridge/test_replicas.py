@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bridge.models import AuditEvent, ScheduledJob, SyncRun
+from bridge.models import AuditEvent, ScheduledJob
 from bridge.store import Store
+from tests.helpers.runs import sync_runs
 from tests.conftest import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,12 +93,6 @@ def _wait_for(cond: Callable[[], bool], timeout: float, what: str) -> None:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _runs(store: Store) -> list[tuple[str, dt.datetime, str]]:
-    t = SyncRun.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:
-        return [(r[0], r[1], r[2]) for r in conn.execute(sa.select(t.c.source, t.c.started_at, t.c.status).order_by(t.c.id))]
-
-
 def _publishes(store: Store) -> int:
     t = AuditEvent.__table__  # type: ignore[attr-defined]
     with store.engine.connect() as conn:
@@ -146,7 +141,7 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
     procs = [_bridge(cfg, sb, "run") for _ in range(3)]
     store = Store(empty_store_url)
     try:
-        _wait_for(lambda: sum(1 for s, _, st in _runs(store) if s == "h1" and st == "ok") >= 3, 90,
+        _wait_for(lambda: sum(1 for s, _, st in sync_runs(store) if s == "h1" and st == "ok") >= 3, 90,
                   "three syncs of h1")
         crashed = [p.communicate(timeout=10)[1][-3000:] for p in procs if p.poll() is not None]
         assert crashed == []
@@ -158,7 +153,7 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
         assert sorted(s["pid"] for s in status["standbys"]) == sorted(p.pid for p in procs if p.pid != leader_pid)
 
         # exactly one sync per source per interval, by one process: never two starts close together
-        runs = _runs(store)
+        runs = sync_runs(store)
         for source in ("h1", "h2"):
             assert all(g > EVERY * 0.5 for g in _gaps(runs, source)), (source, _gaps(runs, source))
         assert all(st in ("ok", "running") for _, _, st in runs)
@@ -177,12 +172,12 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
 
         # kill -9 the leader: a standby continues the schedule within one interval
         leader = next(p for p in procs if p.pid == leader_pid)
-        last_before = max(at for s, at, _ in _runs(store) if s == "h1")
+        last_before = max(at for s, at, _ in sync_runs(store) if s == "h1")
         leader.send_signal(signal.SIGKILL)
         killed_at = dt.datetime.now(dt.timezone.utc)
         leader.wait(10)
-        _wait_for(lambda: any(s == "h1" and at > killed_at for s, at, _ in _runs(store)), 30, "a sync after the kill")
-        first_after = min(at for s, at, _ in _runs(store) if s == "h1" and at > killed_at)
+        _wait_for(lambda: any(s == "h1" and at > killed_at for s, at, _ in sync_runs(store)), 30, "a sync after the kill")
+        first_after = min(at for s, at, _ in sync_runs(store) if s == "h1" and at > killed_at)
         assert (first_after - killed_at).total_seconds() <= EVERY + SLACK
         assert (first_after - last_before).total_seconds() <= 2 * EVERY + SLACK
 
@@ -192,9 +187,9 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
         assert [s["pid"] for s in new_status["standbys"]] == [
             p.pid for p in procs if p.pid not in (leader_pid, new_status["leader"]["pid"])]
 
-        _wait_for(lambda: sum(1 for s, at, _ in _runs(store) if s == "h1" and at > killed_at) >= 2, 30,
+        _wait_for(lambda: sum(1 for s, at, _ in sync_runs(store) if s == "h1" and at > killed_at) >= 2, 30,
                   "a second sync after the takeover")
-        runs = _runs(store)
+        runs = sync_runs(store)
         for source in ("h1", "h2"):
             after = [(s, at, st) for s, at, st in runs if at > killed_at]
             assert all(g > EVERY * 0.5 for g in _gaps(after, source)), (source, _gaps(after, source))

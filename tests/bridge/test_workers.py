@@ -16,12 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from bridge.config import parse_config
 from bridge.errors import ConfigError
-from bridge.models import SyncRun
 from bridge.store import Store
+from tests.helpers.runs import sync_runs
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,12 +133,6 @@ def _wait_for(cond: Callable[[], bool], timeout: float, what: str, procs: list[s
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _runs(store: Store) -> list[tuple[str, dt.datetime, str]]:
-    t = SyncRun.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:
-        return [(r[0], r[1], r[2]) for r in conn.execute(sa.select(t.c.source, t.c.started_at, t.c.status).order_by(t.c.id))]
-
-
 def _stop(procs: list[subprocess.Popen[str]]) -> list[tuple[int | None, str]]:
     for p in procs:
         if p.poll() is None:
@@ -168,11 +161,11 @@ def test_three_workers_share_the_sources_with_one_sync_per_source_per_interval(
     beat = _bridge(cfg, sandbox, kind, "beat")
     procs = [*workers, beat]
     try:
-        _wait_for(lambda: all(sum(1 for s, _, st in _runs(store) if s == n and st == "ok") >= 3 for n in names),
+        _wait_for(lambda: all(sum(1 for s, _, st in sync_runs(store) if s == n and st == "ok") >= 3 for n in names),
                   120, "three syncs of every source", procs)
     finally:
         results = _stop(procs)
-    runs = _runs(store)
+    runs = sync_runs(store)
     for name in names:
         starts = [at for s, at, _ in runs if s == name]
         gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
@@ -206,7 +199,7 @@ def test_a_lost_workers_sync_finishes_on_another_worker(
     procs = [*workers, beat]
     lock_file = Path(f"{tmp_path / 'store.db'}.slow.lock")
     try:
-        _wait_for(lambda: lock_file.exists() and "pid " in lock_file.read_text() and bool(_runs(store)), 60,
+        _wait_for(lambda: lock_file.exists() and "pid " in lock_file.read_text() and bool(sync_runs(store)), 60,
                   "a worker to start the sync", procs)
         holder = int(re.search(r"pid (\d+)", lock_file.read_text()).group(1))  # type: ignore[union-attr]
         lost = next(w for w in workers if w.pid == holder)
@@ -214,12 +207,12 @@ def test_a_lost_workers_sync_finishes_on_another_worker(
         killed_at = dt.datetime.now(dt.timezone.utc)
         lost.wait(10)
         other = next(w for w in workers if w is not lost)
-        _wait_for(lambda: any(st == "ok" and at > killed_at for s, at, st in _runs(store)), 60,
+        _wait_for(lambda: any(st == "ok" and at > killed_at for s, at, st in sync_runs(store)), 60,
                   "the lost sync to finish on the other worker", [other, beat])
     finally:
         sandbox.clear_faults()  # type: ignore[attr-defined]
         results = _stop(procs)
-    runs = _runs(store)
+    runs = sync_runs(store)
     # the killed worker's run, found unfinished by the next holder of the source lock
     assert [st for _, at, st in runs if at <= killed_at] == ["killed"], (killed_at, runs)
     assert [st for _, at, st in runs if at > killed_at] == ["ok"]  # the same task, once more, elsewhere
