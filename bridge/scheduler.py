@@ -423,13 +423,18 @@ def build_scheduler(
 
     scheduler.store, scheduler.writer, scheduler.schedules = store, writer, schedules
 
+    triggers = {spec.id: spec.trigger for spec in specs}
+
     def record(event: JobSubmissionEvent) -> None:
-        # Runs in the scheduler thread after APScheduler moved the job on: only noted here,
-        # written by serve() (APScheduler 3.11 loses its thread on a failing job-store
-        # write, one reason no job store is shared).
+        # Runs in the scheduler thread: only noted here, written by serve() (APScheduler
+        # 3.11 loses its thread on a failing job-store write, one reason no job store is
+        # shared). The next run comes from the trigger, as APScheduler computes it for a
+        # coalescing job; looking the job up instead finds nothing once shutdown() has
+        # begun on another thread, and would blank the persisted next run.
         if event.job_id in schedules:
-            job = scheduler.get_job(event.job_id)
-            scheduler.note_fired(event.job_id, event.scheduled_run_times[-1], job.next_run_time if job else None)
+            last = event.scheduled_run_times[-1]
+            nxt = triggers[event.job_id].get_next_fire_time(last, dt.datetime.now(last.tzinfo))
+            scheduler.note_fired(event.job_id, last, nxt)
 
     scheduler.add_listener(record, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
     if publish_on_start and config.clients:

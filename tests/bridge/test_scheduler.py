@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -225,6 +226,19 @@ def test_runs_missed_while_down_happen_once(tmp_path: Path) -> None:
     nxt = next_runs(store)["sync:harvest"]
     assert nxt > dt.datetime.now(UTC)  # moved past now, not replaying the missed ones
     store.close()
+
+
+def test_a_run_noted_while_the_scheduler_shuts_down_keeps_its_next_run(store: Store) -> None:
+    # The scheduler thread announces a submitted run after another thread has begun
+    # shutdown(): the job can no longer be looked up then, yet its next run is known.
+    cfg = _config(sources=[{"name": "harvest", "kind": "harvest", "every": "1h"}], clients=[])
+    t0 = dt.datetime(2025, 3, 20, 10, 0, tzinfo=UTC)
+    sched = build_scheduler(cfg, store, Recorder().jobs(), config_path="cfg.toml", publish_on_start=False, now=t0)
+    sched.start(paused=True)
+    sched.shutdown(wait=False)
+    sched._dispatch_event(JobSubmissionEvent(EVENT_JOB_SUBMITTED, "sync:harvest", "default", [t0]))
+    sched.save_schedule()
+    assert next_runs(store)["sync:harvest"] == t0 + dt.timedelta(hours=1)
 
 
 @pytest.mark.slow
