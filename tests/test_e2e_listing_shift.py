@@ -32,7 +32,7 @@ from bridge.store import Store
 from bridge.sync import sync_source
 from connectors import build_connector
 from connectors.sandbox import Sandbox, generate_agency
-from connectors.sandbox.demo import source_block
+from tests.helpers.sandbox_sources import fast_source_block
 
 TODAY = dt.date(2025, 3, 20)
 PAGE = 40
@@ -89,7 +89,7 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _config(box: Sandbox, provider: str) -> Any:
-    block, env = source_block(provider, box.url(provider))
+    block, env = fast_source_block(provider, box.url(provider))
     os.environ.update(env)
     block["reconcile_days"] = 3650  # deletions anywhere in the history are checked on each sync
     return parse_config({"agency": {"timezone": box.agency.timezone}, "sources": [block]})

@@ -22,7 +22,7 @@ from bridge.store import Store
 from bridge.sync import sync_source
 from connectors import CONNECTORS, build_connector
 from connectors.sandbox import Sandbox, generate_agency
-from connectors.sandbox.demo import source_block
+from tests.helpers.sandbox_sources import fast_source_block
 
 TODAY = dt.date(2025, 3, 20)
 
@@ -49,7 +49,7 @@ class KillAfter:
 
 
 def _setup(box: Sandbox, provider: str) -> Any:
-    block, env = source_block(provider, box.url(provider))
+    block, env = fast_source_block(provider, box.url(provider))
     os.environ.update(env)
     return parse_config({"agency": {"timezone": box.agency.timezone}, "sources": [block]})
 

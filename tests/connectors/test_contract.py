@@ -26,7 +26,7 @@ from bridge.store import Store
 from bridge.sync import SourceReport, sync_source
 from connectors import CONNECTORS, build_connector
 from connectors.sandbox import Sandbox, generate_agency
-from connectors.sandbox.demo import source_block
+from tests.helpers.sandbox_sources import fast_source_block
 
 PROVIDERS = sorted(CONNECTORS)
 TODAY = dt.date(2025, 3, 20)
@@ -65,7 +65,7 @@ class Harness:
 
     def __init__(self, box: Sandbox, provider: str, tmp: Path, **source: Any) -> None:
         self.box, self.provider = box, provider
-        block, env = source_block(provider, box.url(provider))
+        block, env = fast_source_block(provider, box.url(provider))
         block.update(source)
         os.environ.update(env)
         self.env = env

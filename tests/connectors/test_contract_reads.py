@@ -28,7 +28,7 @@ from bridge.http import RetryPolicy
 from bridge.store import Store
 from connectors import CONNECTORS, build_connector, jsonapi
 from connectors.sandbox import Sandbox, generate_agency
-from connectors.sandbox.demo import source_block
+from tests.helpers.sandbox_sources import fast_source_block
 
 PROVIDERS = sorted(CONNECTORS)
 TODAY = dt.date(2025, 3, 20)
@@ -104,7 +104,7 @@ def box(shared_box: Sandbox) -> Sandbox:
 
 
 def connector(box: Sandbox, provider: str, tmp: Path, zone: str | None = None) -> tuple[Any, Store, Any]:
-    block, env = source_block(provider, box.url(provider))
+    block, env = fast_source_block(provider, box.url(provider))
     os.environ.update(env)
     config = parse_config({"agency": {"timezone": zone or box.agency.timezone}, "sources": [block]})
     store = Store(f"sqlite:///{tmp / f'{provider}.db'}")

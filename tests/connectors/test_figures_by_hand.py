@@ -40,7 +40,8 @@ from connectors.sandbox.agency import (
     Task,
     to_epoch,
 )
-from connectors.sandbox.demo import client_id, source_block
+from connectors.sandbox.demo import client_id
+from tests.helpers.sandbox_sources import fast_source_block
 
 D = Decimal
 UTC = dt.timezone.utc
@@ -132,7 +133,7 @@ def small_agency() -> Agency:
 
 
 def _config(provider: str, box: Sandbox) -> Any:
-    block, env = source_block(provider, box.url(provider))
+    block, env = fast_source_block(provider, box.url(provider))
     os.environ.update(env)
     client: dict[str, Any] = {
         "key": "acme", "name": "Acme", "sources": {provider: [client_id(provider, ACME)]},
