@@ -490,11 +490,14 @@ def serve(
     heartbeat: Heartbeat | None = None,
     leader: LeaderLock | None = None,
     stall_after: float = 60.0,
+    failed_stop_grace: float = 30.0,
 ) -> int:
     """Run until SIGTERM/SIGINT (or `jobs.stop`): 0. The page in flight commits.
 
     Returns EXIT_SCHEDULER_FAILED, after logging why, when the scheduler thread dies or
-    stalls or (PostgreSQL) the leader lock's connection broke.
+    stalls or (PostgreSQL) the leader lock's connection broke. Then running syncs get
+    `failed_stop_grace` seconds to commit their page: a stalled scheduler thread may never
+    return, and waiting on it would keep a dead scheduler alive.
     """
     stop = jobs.stop
     previous = _install_signals(stop) if install_signals else {}
@@ -526,10 +529,21 @@ def serve(
         stop.set()
         if scheduler.state != STATE_STOPPED:
             # Stops scheduling first, then waits for running jobs (they see `stop`).
-            scheduler.shutdown(wait=True)
+            if code == 0:
+                scheduler.shutdown(wait=True)
+            else:
+                _shutdown_within(scheduler, failed_stop_grace)
         scheduler.save_schedule()
         _restore_signals(previous)
     return code
+
+
+def _shutdown_within(scheduler: Scheduler, seconds: float) -> None:
+    closer = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True, name="scheduler-stop")
+    closer.start()
+    closer.join(seconds)
+    if closer.is_alive():
+        log.error("the scheduler did not stop within %.0f s; leaving it behind", seconds)
 
 
 def _install_signals(stop: threading.Event) -> dict[int, Any]:

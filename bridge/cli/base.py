@@ -7,6 +7,9 @@ to `cli`; `bridge/cli/wiring.py` builds the parts they need.
 from __future__ import annotations
 
 import functools
+import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -58,6 +61,20 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 # `bridge sync -v`): they are moved in front of it before click parses the line.
 _GLOBAL_WITH_VALUE = ("-c", "--config", "--log-format")
 _GLOBAL_FLAGS = ("-v", "--verbose")
+
+
+def exit_scheduler(code: int) -> None:
+    """End `bridge run`/`bridge beat` with `code`. After a scheduler failure (exit 3) a stuck
+    thread, the likely cause, would keep the interpreter from exiting, so the process
+    ends without waiting for it and the service manager can restart it."""
+    from bridge.scheduler import EXIT_SCHEDULER_FAILED
+
+    if code == EXIT_SCHEDULER_FAILED:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from bridge.cli import wiring
-from bridge.cli.base import Env, cli, handle_errors, pass_env
+from bridge.cli.base import Env, cli, exit_scheduler, handle_errors, pass_env
 
 
 def _scheduled_publisher(env: Env) -> Callable[[set[str]], None]:
@@ -133,7 +133,8 @@ def run(env: Env, no_publish: bool) -> None:
                    "Ctrl-C or SIGTERM stops.", err=True)
 
     click.echo("bridge run: waiting for the leader lock (a standby until the current leader stops)", err=True)
-    sys.exit(run_scheduler(cfg, env.store, jobs, config_path=path, publish_on_start=not no_publish, on_leader=leading))
+    exit_scheduler(run_scheduler(cfg, env.store, jobs, config_path=path, publish_on_start=not no_publish,
+                                 on_leader=leading))
 
 
 @cli.command()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from pathlib import Path
 
 import click
 
-from bridge.cli.base import Env, cli, handle_errors, pass_env
+from bridge.cli.base import Env, cli, exit_scheduler, handle_errors, pass_env
 from bridge.cli.operate import _run_jobs
 
 
@@ -85,5 +84,5 @@ def beat(env: Env, no_publish: bool) -> None:
                    f"on {cfg.workers.queue!r}; Ctrl-C or SIGTERM stops.", err=True)
 
     click.echo("bridge beat: waiting for the leader lock (a standby until the current leader stops)", err=True)
-    sys.exit(run_scheduler(cfg, env.store, jobs, config_path=path, mode="beat",
-                           publish_on_start=not no_publish, on_leader=leading))
+    exit_scheduler(run_scheduler(cfg, env.store, jobs, config_path=path, mode="beat",
+                                 publish_on_start=not no_publish, on_leader=leading))

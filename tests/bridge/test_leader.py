@@ -181,10 +181,11 @@ class _FailingJobStore(MemoryJobStore):
         raise RuntimeError("job store update failed: connection reset")
 
 
-def _serve_in_thread(sched: Any, jobs: Jobs, hb: Heartbeat, stall_after: float) -> tuple[threading.Thread, list[int]]:
+def _serve_in_thread(sched: Any, jobs: Jobs, hb: Heartbeat, stall_after: float,
+                     **kw: Any) -> tuple[threading.Thread, list[int]]:
     out: list[int] = []
     t = threading.Thread(target=lambda: out.append(
-        serve(sched, jobs, install_signals=False, tick=0.05, heartbeat=hb, stall_after=stall_after)))
+        serve(sched, jobs, install_signals=False, tick=0.05, heartbeat=hb, stall_after=stall_after, **kw)))
     t.start()
     return t, out
 
@@ -219,13 +220,16 @@ def test_a_stalled_scheduler_ends_the_process(store: Store, caplog: pytest.LogCa
     release = threading.Event()
     # a listener that never returns holds the scheduler thread: nothing fires any more
     sched.add_listener(lambda event: release.wait(30), EVENT_JOB_SUBMITTED)
-    t, out = _serve_in_thread(sched, jobs, hb, stall_after=1.0)
+    t, out = _serve_in_thread(sched, jobs, hb, stall_after=1.0, failed_stop_grace=0.5)
     deadline = time.monotonic() + 15
     while not out and time.monotonic() < deadline:
         time.sleep(0.05)
+    stuck = not release.is_set()
     release.set()
     t.join(10)
-    assert out == [EXIT_SCHEDULER_FAILED]
+    # serve() returned while the scheduler thread was still stuck: a stall that never
+    # clears must still end the process
+    assert out == [EXIT_SCHEDULER_FAILED] and stuck
     assert "the scheduler stopped firing: " in caplog.text and "sync:harvest" in caplog.text
     assert scheduler_status(store, dt.datetime.now(UTC)).failed
 

@@ -156,3 +156,16 @@ def test_two_concurrent_syncs_of_one_source_exactly_one_syncs(
     assert f"source harvest is being synced by another process (pid {a.pid}" in rb["error"]
     assert [s for _, s in _runs(any_store)] == ["ok"]  # one run recorded, by the one that synced
     assert _entries(any_store) == ENTRIES
+
+
+def test_after_a_scheduler_failure_a_stuck_thread_does_not_keep_the_process_alive() -> None:
+    # exit 3 must reach the service manager even when the stuck job that stalled the
+    # scheduler never returns (interpreter exit would otherwise wait for it for ever)
+    script = (
+        "import threading\n"
+        "from bridge.cli.base import exit_scheduler\n"
+        "threading.Thread(target=threading.Event().wait, daemon=False).start()\n"
+        "exit_scheduler(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert done.returncode == 3, done.stderr

@@ -12,6 +12,7 @@ A renderer cannot leak what the view does not contain, so two properties are che
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import html
 import io
 import json
@@ -37,6 +38,20 @@ from tests.publishers.factory import make_view, link
 TOKEN = re.compile(r"SNTL[a-z]+\d{3}Z")
 
 
+_PDF_TEXTS: dict[str, str] = {}  # sha256 -> text: many policy settings publish the same PDF
+
+
+def _pdf_text(data: bytes) -> str:
+    """Pages and metadata of one PDF, read once per distinct file."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _PDF_TEXTS:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        parts = [p.extract_text() for p in reader.pages]
+        parts.append(json.dumps({k: str(v) for k, v in (reader.metadata or {}).items()}, ensure_ascii=False))
+        _PDF_TEXTS[digest] = "\n".join(parts)
+    return _PDF_TEXTS[digest]
+
+
 def rendered_text(files: Sequence[RenderedFile]) -> str:
     """Everything a person or a program could read out of the files, decoded."""
     parts: list[str] = []
@@ -56,9 +71,7 @@ def rendered_text(files: Sequence[RenderedFile]) -> str:
             with zipfile.ZipFile(io.BytesIO(f.data)) as z:
                 parts += [html.unescape(z.read(n).decode("utf-8", "replace")) for n in z.namelist()]
         elif f.path.endswith(".pdf"):
-            reader = pypdf.PdfReader(io.BytesIO(f.data))
-            parts += [p.extract_text() for p in reader.pages]
-            parts.append(json.dumps({k: str(v) for k, v in (reader.metadata or {}).items()}, ensure_ascii=False))
+            parts.append(_pdf_text(f.data))
         else:
             parts.append(f.data.decode("utf-8", "replace"))
     return "\n".join(parts)
