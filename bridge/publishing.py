@@ -370,13 +370,21 @@ def publish_all(
     protect: ProtectFn | None = None,
     only_if_changed: bool = False,
 ) -> PublishReport:
-    """Publish the named clients (default: all) in config order; failures don't stop the rest."""
+    """Publish the named clients (default: all) in config order; failures don't stop the rest.
+
+    A client none of whose configured ids matches a synced client fails without being
+    published, on every path (`publish`, `run`, link refresh): its portal would be empty.
+    """
+    from bridge.discovery import require_known_ids
+
     now = now or utcnow()
     chosen = select_clients(config, clients)
     target.check()
     report = PublishReport()
     for client in chosen:
         try:
+            if build_view is None:  # the view comes from the store: its ids must be there
+                require_known_ids(store, client)
             outcome = publish_client(store, config, client, target, render, build_view=build_view, guard=guard,
                                      now=now, refresh=refresh, record=record, protect=protect,
                                      only_if_changed=only_if_changed)

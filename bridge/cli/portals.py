@@ -72,24 +72,12 @@ def publish(env: Env, clients: tuple[str, ...], out_dir: str | None) -> None:
       bridge publish --client acme
       bridge publish --out ./site-check
     """
-    from bridge.discovery import require_known_ids
-    from bridge.errors import BridgeError
-    from bridge.publishing import publish_all, select_clients
+    from bridge.publishing import publish_all
 
-    chosen, refused = [], False
-    for c in select_clients(env.config, list(clients) or None):
-        try:
-            require_known_ids(env.store, c)
-            chosen.append(c.key)
-        except BridgeError as exc:
-            refused = True
-            click.echo(f"{c.key}: REFUSED - {exc}", err=True)
-    if chosen:
-        report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(), clients=chosen,
-                             record=out_dir is None, protect=wiring.protector(env))
-        _print_publish(env, report)
-        refused = refused or not report.ok
-    if refused:
+    report = publish_all(env.store, env.config, wiring.target(env, out_dir), wiring.renderer(),
+                         clients=list(clients) or None, record=out_dir is None, protect=wiring.protector(env))
+    _print_publish(env, report)
+    if not report.ok:
         sys.exit(1)
 
 

@@ -106,6 +106,23 @@ def test_publish_refuses_a_client_whose_ids_match_nothing(store: Store) -> None:
                               "sent, so its portal would be empty; `bridge discover` lists the real ids")
 
 
+def test_every_publishing_path_refuses_a_client_whose_ids_match_nothing(store: Store, tmp_path: Path) -> None:
+    # `bridge run` and link refresh publish through publish_all too, not only `bridge publish`
+    from bridge.publishing import publish_all
+    from publishers.local import LocalPublisher
+    from publishers.render import render_portal
+
+    cfg = parse_config({"sources": [{"name": "harvest", "kind": "harvest"}], "clients": [
+        {"key": "acme", "name": "Acme", "sources": {"harvest": ["1"]}},
+        {"key": "heron", "name": "Heron", "sources": {"harvest": ["99"]}}]})
+    store.upsert([Client(source="harvest", source_id="1", name="Acme")])
+    report = publish_all(store, cfg, LocalPublisher(tmp_path / "out"), render_portal)
+    by_key = {o.client_key: o for o in report.outcomes}
+    assert by_key["acme"].ok, by_key["acme"].error
+    assert not by_key["heron"].ok and "none of its client ids (harvest: 99)" in (by_key["heron"].error or "")
+    assert len(list((tmp_path / "out").iterdir())) == 1  # nothing was written for heron
+
+
 def test_slugs_are_ascii_config_keys() -> None:
     assert slug("Café Øresund ApS") == "cafe-oresund-aps"
     assert slug("Zürich Nordlicht AG") == "zurich-nordlicht-ag"
