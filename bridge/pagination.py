@@ -268,12 +268,31 @@ class PageNumberPager:
     page_param: str = "page"
     size_param: str = "per_page"
     page_size: int = 100
-    total_pages_path: str = "pages"
+    total_pages_path: str | None = "pages"
+    # A body with no page count but the listing's record count (FreshBooks team members:
+    # meta.total beside meta.per_page): the page count follows from the two.
+    count_path: str | None = None
     max_pages: int = 100_000
 
     def _total_paths(self) -> tuple[str | None, ...]:
-        parent = self.total_pages_path.rpartition(".")[0] or None
+        parent = (self.total_pages_path or self.count_path or "").rpartition(".")[0] or None
         return (parent,) if parent else (None, "meta")
+
+    def _page_count(self, body: Any) -> int | None:
+        try:
+            if self.total_pages_path:
+                raw = dig(body, self.total_pages_path)
+                return int(raw) if raw is not None else None
+            if self.count_path:
+                raw = dig(body, self.count_path)
+                if raw is None:
+                    return None
+                parent = self.count_path.rpartition(".")[0]
+                per_page = int(dig(body, f"{parent}.per_page" if parent else "per_page") or self.page_size)
+                return -(-int(raw) // max(per_page, 1))
+        except (TypeError, ValueError):
+            return None
+        return None
 
     def pages(
         self, http: HttpClient, path: str, params: Mapping[str, Any], *, resume: str | None = None, resource: str = ""
@@ -295,11 +314,7 @@ class PageNumberPager:
                     source=http.source, resource=resource,
                 )
             previous = fingerprint
-            total = dig(body, self.total_pages_path)
-            try:
-                total = int(total) if total is not None else None
-            except (TypeError, ValueError):
-                total = None
+            total = self._page_count(body)
             more = total is not None and page < total
             why, moved = watch.check(body, containers, more)
             if why is None and not more and watch.full_page and watch.total is not None and page > 1:

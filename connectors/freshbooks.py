@@ -34,9 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import json
 import logging
-import math
 import os
 import threading
 import time
@@ -51,7 +49,7 @@ import httpx
 from bridge.config import SourceConfig
 from bridge.connector import Access, Context, Page, Resource
 from bridge.errors import AuthError, ConfigError, FatalSourceError, ForbiddenError, RecordError, SourceError
-from bridge.http import HttpClient, RateLimiter, RetryPolicy, client_for, parse_retry_after
+from bridge.http import RateLimiter, RetryPolicy, client_for, parse_retry_after
 from bridge.models import Client, Invoice, Payment, Person, Project, Task, TimeEntry
 from bridge.normalize import (
     currency,
@@ -375,36 +373,9 @@ def incremental_params(resource: str, since: dt.datetime | None) -> dict[str, st
     return {"updated_since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")}
 
 
-class _TotalCountPager:
-    """Team members report `meta.total` and `meta.per_page` but no page count."""
-
-    def __init__(self, page_size: int = PAGE_SIZE, max_pages: int = 10_000) -> None:
-        self.page_size = page_size
-        self.max_pages = max_pages
-
-    def pages(
-        self, http: HttpClient, path: str, params: Mapping[str, Any], *, resume: str | None = None, resource: str = ""
-    ) -> Iterator[tuple[Any, str | None]]:
-        page = json.loads(resume)["page"] if resume else 1
-        for _ in range(self.max_pages):
-            body = http.get_json(path, {**params, "page": page, "per_page": self.page_size}, resource=resource)
-            meta = dig(body, "meta") or {}
-            try:
-                per_page = int(meta.get("per_page") or self.page_size)
-                total = int(meta.get("total") or 0)
-            except (TypeError, ValueError):
-                total, per_page = 0, self.page_size
-            more = page < math.ceil(total / max(per_page, 1))
-            yield body, (json.dumps({"page": page + 1}) if more else None)
-            if not more:
-                return
-            page += 1
-        raise FatalSourceError(f"{http.source}: {resource} exceeded {self.max_pages} pages", source=http.source, resource=resource)
-
-
 def _pager(resource: str) -> Any:
-    if resource == "people":
-        return _TotalCountPager()
+    if resource == "people":  # team members report meta.total and meta.per_page, no page count
+        return PageNumberPager(page_size=PAGE_SIZE, total_pages_path=None, count_path="meta.total")
     path = "response.result.pages" if FAMILY.get(resource) == ACCOUNTING else "meta.pages"
     return PageNumberPager(page_size=PAGE_SIZE, total_pages_path=path)
 

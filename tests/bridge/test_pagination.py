@@ -216,11 +216,13 @@ def _delete(*ids: int):
 def _pagers():
     return {
         "numbers": (PageNumberPager(page_size=5, total_pages_path="meta.pages"), False),
+        # only a record count (FreshBooks team members)
+        "counted": (PageNumberPager(page_size=5, total_pages_path=None, count_path="meta.total"), False),
         "links": (NextLinkPager(), True),
     }
 
 
-@pytest.mark.parametrize("style", ["numbers", "links"])
+@pytest.mark.parametrize("style", ["numbers", "counted", "links"])
 @pytest.mark.respx(base_url=BASE)
 def test_a_deletion_before_our_position_is_read_around(respx_mock, style: str) -> None:
     pager, links = _pagers()[style]
@@ -232,7 +234,7 @@ def test_a_deletion_before_our_position_is_read_around(respx_mock, style: str) -
     assert api.requests == 5 + 2  # pages 1 and 2 read again: 1 holds record 6 now, 2 holds 11
 
 
-@pytest.mark.parametrize("style", ["numbers", "links"])
+@pytest.mark.parametrize("style", ["numbers", "counted", "links"])
 @pytest.mark.respx(base_url=BASE)
 def test_a_deletion_while_killed_is_read_around_on_resume(respx_mock, style: str) -> None:
     pager, links = _pagers()[style]
