@@ -46,7 +46,7 @@ from bridge.models import Client, Invoice, Person, Project, SyncRun, Task, TimeE
 from bridge.overrides import apply_budget_overrides, fallback_rate
 from bridge.i18n import Lang, lang
 from bridge.policy import Policy
-from bridge.valuation import value_entry
+from bridge.valuation import Unvalued, value_entry
 
 if TYPE_CHECKING:  # pragma: no cover
     from bridge.config import ClientConfig, Config
@@ -239,7 +239,7 @@ class ProjectFigures:
     weekly: tuple[tuple[dt.date, Decimal], ...]  # chart actuals (budget unit, else listed hours)
     # why some billable time here has no value (bridge/valuation.py): the tracker gives no
     # rate for it, and what the agency can set; None when all of it is valued
-    value_note: str | None = None
+    value_note: Unvalued | None = None
 
 
 @dataclass(frozen=True)
@@ -316,7 +316,7 @@ def compute(rows: ClientRows, config: "Config", client_cfg: "ClientConfig", now:
 
     lines: list[Line] = []
     running: dict[str, int] = {}
-    unvalued: dict[str, str] = {}  # project key -> why some of its billable time has no value
+    unvalued: dict[str, Unvalued] = {}  # project key -> why some of its billable time has no value
     for e in rows.entries:
         task = rows.tasks.get((e.source, e.task_source_id or ""))
         task_name = task.name if task else None
@@ -396,7 +396,7 @@ def _key(p: Project) -> str:
 
 def _project(
     proj: Project, lines: list[Line], currency: str | None, client_cfg: "ClientConfig", basis: Basis,
-    today: dt.date, ws: int, running: int, value_note: str | None = None,
+    today: dt.date, ws: int, running: int, value_note: Unvalued | None = None,
 ) -> ProjectFigures:
     listed = [ln for ln in lines if ln.listed]
     lm = [ln.metric for ln in listed]

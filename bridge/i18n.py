@@ -71,6 +71,11 @@ def translations(language: str) -> _gettext.NullTranslations:
     return _gettext.GNUTranslations(buf)
 
 
+def N_(message: str) -> str:
+    """Marks a msgid that is translated later, where it is shown (extracted like gettext)."""
+    return message
+
+
 @dataclass(frozen=True)
 class Lang:
     """One locale's strings and formats: what templates, exports and mails are given."""

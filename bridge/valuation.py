@@ -25,14 +25,40 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from bridge.i18n import N_
+
 FRESHBOOKS_METHODS = ("project_rate", "service_rate", "team_member_rate", "business_rate")
+
+NO_SERVICE_RATE = N_("'%(project)s' is billed by service rate, and a service its time was logged on has no rate "
+                     "in the tracker; the agency can set that rate in the tracker, or hourly_rate for the "
+                     "project in the bridge's [[clients.budgets]]")
+NO_MEMBER_RATE = N_("'%(project)s' is billed by team member rate, and the tracker gives no rate for someone who "
+                    "logged time on it; the agency can set hourly_rate for the project in the bridge's "
+                    "[[clients.budgets]]")
+BUSINESS_RATE = N_("'%(project)s' is billed at the business rate, which the FreshBooks API does not give; the "
+                   "agency can set hourly_rate for the project in the bridge's [[clients.budgets]]")
+NO_PROJECT_RATE = N_("'%(project)s' has no hourly rate in the tracker; the agency can set hourly_rate for the "
+                     "project in the bridge's [[clients.budgets]]")
+
+
+class Unvalued(str):
+    """Why a project's billable time has no value: the English advice itself, with its msgid
+    and the project's name kept so that a portal can say it in the client's language."""
+
+    msgid: str
+    project: str
+
+    def __new__(cls, msgid: str, project: str) -> "Unvalued":
+        text = super().__new__(cls, msgid % {"project": project})
+        text.msgid, text.project = msgid, project
+        return text
 
 
 @dataclass(frozen=True)
 class Value:
     amount: Decimal | None
     rate: Decimal | None
-    missing: str | None = None  # why a billable entry has no amount (agency-facing advice)
+    missing: Unvalued | None = None  # why a billable entry has no amount (advice naming what to set)
 
 
 NOT_BILLABLE = Value(None, None)
@@ -43,7 +69,7 @@ def _rate(obj: Any, attr: str) -> Decimal | None:
     return Decimal(value) if value is not None else None
 
 
-def tracker_rate(project: Any, task: Any = None, person: Any = None) -> tuple[Decimal | None, str | None]:
+def tracker_rate(project: Any, task: Any = None, person: Any = None) -> tuple[Decimal | None, Unvalued | None]:
     """(rate, why not) for an entry with no rate of its own, by the project's billing method.
 
     The reason is written for the portal as much as for the agency: it names the project
@@ -51,25 +77,16 @@ def tracker_rate(project: Any, task: Any = None, person: Any = None) -> tuple[De
     """
     method = getattr(project, "billing_method", None) if project is not None else None
     name = getattr(project, "name", None) or "this project"
-    set_it = "the agency can set hourly_rate for the project in the bridge's [[clients.budgets]]"
     if method == "service_rate":
         rate = _rate(task, "default_hourly_rate")
-        if rate is None:
-            return None, (f"'{name}' is billed by service rate, and a service its time was logged on has no rate "
-                          f"in the tracker; the agency can set that rate in the tracker, or {set_it.removeprefix('the agency can set ')}")
-        return rate, None
+        return (rate, None) if rate is not None else (None, Unvalued(NO_SERVICE_RATE, name))
     if method == "team_member_rate":
         rate = _rate(person, "default_hourly_rate")
-        if rate is None:
-            return None, (f"'{name}' is billed by team member rate, and the tracker gives no rate for someone who "
-                          f"logged time on it; {set_it}")
-        return rate, None
+        return (rate, None) if rate is not None else (None, Unvalued(NO_MEMBER_RATE, name))
     if method == "business_rate":
-        return None, f"'{name}' is billed at the business rate, which the FreshBooks API does not give; {set_it}"
+        return None, Unvalued(BUSINESS_RATE, name)
     rate = _rate(project, "hourly_rate")
-    if rate is None:
-        return None, f"'{name}' has no hourly rate in the tracker; {set_it}"
-    return rate, None
+    return (rate, None) if rate is not None else (None, Unvalued(NO_PROJECT_RATE, name))
 
 
 def value_entry(

@@ -53,6 +53,7 @@ from bridge.redaction import (
     ReviewLog,
     note_redactor,
 )
+from bridge.valuation import Unvalued
 
 EN = lang("en")
 
@@ -195,7 +196,7 @@ class ProjectView:
     timers_running: int = 0  # timers in progress: counted nowhere until they stop
     # why some billable time here has no value (bridge/valuation.py): the tracker gives no rate
     # for it, and what the agency can set; None when all of it is valued
-    value_note: str | None = None
+    value_note: Unvalued | None = None
 
 
 @dataclass(frozen=True)

@@ -157,3 +157,21 @@ def test_the_view_says_why_time_has_no_value_and_what_the_agency_can_set(store: 
     c = cfg([{"project": "fb:300", "hourly_rate": 110}])
     view = build_portal_view(store, c, c.clients[0], now=NOW, previous_snapshot=None)
     assert all(p.value_note is None for p in view.projects)
+
+
+def test_a_german_portal_gives_the_same_advice_in_german(store: Store) -> None:
+    import html
+
+    from publishers.render import render_portal
+    from tests.publishers.factory import link
+
+    seed(store)
+    c = cfg()
+    c.clients[0].locale = "de"
+    view = build_portal_view(store, c, c.clients[0], now=NOW, previous_snapshot=None)
+    page = next(f for f in render_portal(view, link, "tok") if f.path == "index.html")
+    text = html.unescape(page.data.decode("utf-8"))
+    assert ("Noch nicht alle diese Arbeit ist bewertet: „Audit“ wird zum Standardsatz des Unternehmens "
+            "abgerechnet, den die FreshBooks-API nicht liefert; die Agentur kann hourly_rate für das Projekt "
+            "in [[clients.budgets]] der Bridge festlegen.") in text
+    assert "business rate" not in text

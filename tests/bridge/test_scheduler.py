@@ -222,7 +222,10 @@ def test_runs_missed_while_down_happen_once(tmp_path: Path) -> None:
     sched = build_scheduler(cfg, store, jobs, config_path="cfg.toml", now=dt.datetime.now(UTC))
     _run_until(sched, jobs, lambda: bool(rec.syncs), timeout=5)
     threading.Event().wait(0.5)  # room for any (wrong) extra runs
-    assert rec.syncs == [("harvest", False)]
+    # the nightly pass may fall inside the 10.5 h as well (run at 02:00-04:00 UTC): it too
+    # runs once at most; the interval sync runs once, not ten times
+    assert [s for s in rec.syncs if s == ("harvest", False)] == [("harvest", False)]
+    assert rec.syncs.count(("harvest", True)) <= 1
     nxt = next_runs(store)["sync:harvest"]
     assert nxt > dt.datetime.now(UTC)  # moved past now, not replaying the missed ones
     store.close()

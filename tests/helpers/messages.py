@@ -15,7 +15,7 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_KEYWORDS = {"tr": None, "trn": (1, 2)}
-PYTHON_KEYWORDS = {"gettext": None, "ngettext": (1, 2), "T": None}
+PYTHON_KEYWORDS = {"gettext": None, "ngettext": (1, 2), "T": None, "N_": None}
 PYTHON_SOURCES = ("bridge", "publishers")
 PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(\w+)\}")
 
