@@ -9,16 +9,18 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
 
 from bridge.cli import cli
 from connectors.sandbox import Sandbox, generate_agency
+from connectors.sandbox.agency import AGENCY_TIMEZONE
 from connectors.sandbox.demo import demo_config, to_toml
 
-# the agency's own dates: entries end today, whatever day the test runs
-TODAY = dt.date.today()
+# the agency's own dates: entries end today (in the agency's zone), whatever day the test runs
+TODAY = dt.datetime.now(ZoneInfo(AGENCY_TIMEZONE)).date()
 
 
 @pytest.fixture

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 UTC = dt.timezone.utc
+AGENCY_TIMEZONE = "Europe/Berlin"
 MALFORMATIONS = ("bad_date", "bad_duration")
 
 
@@ -529,7 +531,9 @@ def generate_agency(
     """Build a deterministic agency for `seed`, with `entries` time entries over `months` months
     ending at `today`. `clock` is the "now" used for later mutations (default: the real clock).
     `account` (an ACCOUNTS entry) keeps only that tracker account's clients and projects."""
-    today = today or dt.date.today()
+    # the agency's own date: just after midnight in Berlin it is already tomorrow, and a
+    # tracker counts "this month" and "this week" by the account's date, not the server's
+    today = today or dt.datetime.now(ZoneInfo(AGENCY_TIMEZONE)).date()
     rng = random.Random(seed)
     generated_at = dt.datetime.combine(today, dt.time(0, 0), UTC)  # every generated stamp is earlier
     window_start = _add_months(today.replace(day=1), -(months - 1))
@@ -550,7 +554,7 @@ def generate_agency(
         client.updated_at = max(client.updated_at, client.created_at)
 
     agency = Agency(
-        seed=seed, today=today, timezone="Europe/Berlin", name="Nordwind Digital GmbH",
+        seed=seed, today=today, timezone=AGENCY_TIMEZONE, name="Nordwind Digital GmbH",
         clock=clock or utcnow, generated_at=generated_at, clients=clients, people=people, tasks=tasks,
         projects=projects, entries={}, invoices={},
     )
