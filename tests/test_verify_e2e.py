@@ -140,3 +140,4 @@ def test_freshbooks_values_time_as_harvest_and_productive_do(demo: tuple[Sandbox
                         if e.project_id == pid and e.billable and not e.is_running), Decimal(0))
         got = {src: totals.get((src, str(pid)), Decimal(0)).quantize(Decimal("0.01")) for src in ("harvest", "freshbooks")}
         assert got == {"harvest": expected.quantize(Decimal("0.01")), "freshbooks": expected.quantize(Decimal("0.01"))}
+    store.close()
