@@ -3,8 +3,8 @@
 constant_memory mode streams rows to disk row by row, so a 20,000-entry timesheet costs
 little memory; it requires writing each sheet strictly top to bottom, which is how
 `_write_table` works. Dates are real dates, hours and money are numbers with a display
-format, and the totals row is a SUM formula carrying its computed value (so readers that
-do not recalculate, like openpyxl with data_only=True, still see the figure).
+format, and the totals row holds the view's own figures as numbers (bridge/figures.py
+sums exact values and rounds once; a SUM over the rounded rows could differ by cents).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import xlsxwriter
-from xlsxwriter.utility import xl_rowcol_to_cell
 
 from bridge.i18n import lang
 from publishers.exports.model import Report, Table
@@ -82,14 +81,13 @@ def _write_table(wb: Any, fmt: dict[str, Any], report: Report, table: Table) -> 
                 writers[i](r, i, v)
     if table.totals is not None:
         r += 1
-        first, last = head + 1, r - 1
         for i, (v, c) in enumerate(zip(table.totals, cols)):
             if v is None:
                 ws.write_blank(r, i, None, fmt["total"])
-            elif c.kind in ("hours", "money") and last >= first:
-                rng = f"{xl_rowcol_to_cell(first, i)}:{xl_rowcol_to_cell(last, i)}"
-                ws.write_formula(r, i, f"=SUM({rng})", fmt["total_num"], float(v))
             elif isinstance(v, (int, float, Decimal)) and not isinstance(v, bool):
+                # The view's figure, not =SUM(): the rows are rounded for display, and a
+                # spreadsheet recalculating their sum would show 0.99 h for three 20-minute
+                # entries the page, the PDF and the tracker total as 1.00 h.
                 ws.write_number(r, i, float(v), fmt["total_num"])
             else:
                 ws.write_string(r, i, str(v), fmt["total"])
