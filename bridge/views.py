@@ -211,6 +211,9 @@ class TimesheetRow:
     is_running: bool  # always False: a running timer is not a row until it stops
     rate: Money | None  # only when rates are shown
     amount: Money | None  # only when rates are shown
+    # exact duration: a total over any set of rows is their seconds summed, then rounded
+    # once (as bridge/figures.py does), never a sum of the rounded `hours`
+    seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,8 @@ class WeeklySummaryRow:
     hours: Decimal
     billable_hours: Decimal
     amounts: tuple[Money, ...]  # per currency; only when rates are shown
+    seconds: int | None = None  # exact, as TimesheetRow.seconds
+    billable_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -589,7 +594,7 @@ def assemble_view(
         r = TimesheetRow(
             spent_date=p.row.spent_date, person=p.person, project=p.project, task=p.task,
             description=p.description, hours=m.hours(p.metric.seconds), is_billable=p.row.is_billable,
-            is_running=False, rate=rate, amount=amount,
+            is_running=False, rate=rate, amount=amount, seconds=int(p.metric.seconds),
         )
         sheet.append(r)
         ref = EntryRef(p.row.source, p.row.source_id, p.row.spent_date, p.project, p.person)
@@ -745,9 +750,11 @@ def _weekly(published: list[_Published], week_start: int, rates_shown: bool) -> 
     out = []
     for (first, project, person, task), ps in sorted(groups.items()):
         ms = [p.metric for p in ps]
+        secs, billable = m.total_seconds(ms), m.total_seconds(x for x in ms if x.is_billable)
         out.append(WeeklySummaryRow(
             week_start=first, week_end=first + dt.timedelta(days=6), person=person, project=project, task=task or None,
-            hours=m.hours(m.total_seconds(ms)), billable_hours=m.hours(m.total_seconds(x for x in ms if x.is_billable)),
+            hours=m.hours(secs), billable_hours=m.hours(billable),
             amounts=_money_tuple(m.amounts_by_currency(ms)) if rates_shown else (),
+            seconds=int(secs), billable_seconds=int(billable),
         ))
     return tuple(out)

@@ -235,9 +235,11 @@ def _indexer(values: Iterable[str | None]) -> tuple[list[str], Callable[[str | N
     return names, lambda v: index[v or ""]
 
 
-def _centi(h: Decimal) -> int:
-    # integer hundredths of an hour: the browser sums them exactly
-    return int((Decimal(h) * 100).to_integral_value())
+def _secs(seconds: int | None, hours: Decimal) -> int:
+    # Exact seconds: the browser sums them, then rounds once to hundredths of an hour, so
+    # a filtered total is what bridge/figures.py would compute for those rows. Views built
+    # without seconds fall back to their rounded hours.
+    return int(seconds) if seconds is not None else int((Decimal(hours) * 3600).to_integral_value())
 
 
 def timesheet_rows(view: PortalView) -> list[TimesheetRow]:
@@ -330,12 +332,13 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
         "page": PAGE_ROWS,
     }
     if weekly:
-        # [week offset, last day offset, person, project, task, hours, billable hours, week,
-        #  any billable 0/1] (hours in 1/100). Every row ends in a 0/1 flag: the leak guard
+        # [week offset, last day offset, person, project, task, seconds, billable seconds, week,
+        #  any billable 0/1]. Every row ends in a 0/1 flag: the leak guard
         # reads a bare number before "]" as a possible rate, one before ",<digit>" not.
         data["rows"] = [
             [(r.week_start - d0).days, (r.week_end - d0).days, pi(r.person), ji(r.project), ti(r.task),
-             _centi(r.hours), _centi(r.billable_hours), wi[r.week_start], int(r.billable_hours > 0)]
+             _secs(r.seconds, r.hours), _secs(r.billable_seconds, r.billable_hours), wi[r.week_start],
+             int(r.billable_hours > 0)]
             for r in summaries
         ]
     else:
@@ -355,12 +358,12 @@ def timesheet_data(view: PortalView) -> dict[str, object]:
         data["dates"] = [labels.get(k, "") for k in range(max(labels, default=-1) + 1)]
         data["notes"] = notes if described(view) else []
         data["money"] = money
-        # [day offset, person, project, task, hours in 1/100, billable 0/1, week, note,
+        # [day offset, person, project, task, seconds, billable 0/1, week, note,
         #  rate, amount (indexes into "money"; 0 when rates are hidden), running 0/1]
         out = []
         week_index = {d: wi[week_of(d, view.week_start)] for d in set(days)}
         for r in entries:
-            row = [(r.spent_date - d0).days, pi(r.person), ji(r.project), ti(r.task), _centi(r.hours),
+            row = [(r.spent_date - d0).days, pi(r.person), ji(r.project), ti(r.task), _secs(r.seconds, r.hours),
                    int(r.is_billable), week_index[r.spent_date],
                    ni(shown_description(r)) if data["notes"] else 0,
                    mi(money_text(r.rate)) if mi else 0, mi(money_text(r.amount)) if mi else 0,

@@ -196,6 +196,30 @@ def show_everything(cdp: Cdp) -> None:
         cdp.eval(f"{MORE}.click()")
 
 
+def test_timesheet_totals_sum_exact_time_and_round_once(browser: str, tmp_path: Path) -> None:
+    """Three 20-minute entries read 0.33 h each and 1.00 h together, in the browser as on
+    the page's figures (a sum of rounded rows would say 0.99 h); any filter likewise."""
+    import dataclasses
+
+    base = make_view(n=3)
+    rows = tuple(dataclasses.replace(r, hours=Decimal("0.33"), seconds=1200, is_billable=True) for r in base.timesheet)
+    view = dataclasses.replace(base, timesheet=rows, total_hours=Decimal("1.00"))
+    for f in render_portal(view, link, "tok"):
+        (tmp_path / f.path).write_bytes(f.data)
+    cdp = open_page(browser, (tmp_path / "index.html").as_uri(), 1280)
+    try:
+        assert cdp.eval(TOTAL) == "1.00"
+        assert "1.00" in cdp.eval(SUMMARY)
+        cells = cdp.eval("[...document.querySelectorAll('#timesheet tbody tr:not(.wk) td.n')].map(c => c.textContent)")
+        assert cells.count("0.33") == 3
+        two = sorted({r.person for r in rows})[0]
+        _set(cdp, "person", str(sorted({r.person for r in view.timesheet}, key=str.casefold).index(two)))
+        n = sum(1 for r in rows if r.person == two)
+        assert cdp.eval(TOTAL) == f"{Decimal(1200 * n) / 3600:.2f}"
+    finally:
+        cdp.close()
+
+
 def test_portal_loads_cleanly_and_filters(browser: str, tmp_path: Path) -> None:
     index, view = _write_portal(tmp_path, n=120)
     url = index.as_uri()

@@ -201,12 +201,12 @@ def test_timesheet_rows_and_json_island_agree() -> None:
     data = island(html)
     assert data["mode"] == "entries"
     assert len(data["rows"]) == len(view.timesheet) == 57
-    assert sum(r[4] for r in data["rows"]) == int(view.total_hours * 100)
+    assert sum(r[4] for r in data["rows"]) == int(view.total_hours * 3600)  # seconds
     ordered = render.timesheet_rows(view)
     assert [r.spent_date for r in ordered] == sorted((r.spent_date for r in ordered), reverse=True)
     for entry, row in zip(ordered, data["rows"]):
         assert data["people"][row[1]] == entry.person and data["projects"][row[2]] == entry.project
-        assert data["tasks"][row[3]] == (entry.task or "") and row[4] == int(entry.hours * 100)
+        assert data["tasks"][row[3]] == (entry.task or "") and row[4] == int(entry.hours * 3600)
         assert row[5] == int(entry.is_billable)
         assert data["dates"][row[0]] == render.fmt_date(entry.spent_date)
         assert data["notes"][row[7]] == entry.description and row[10] == int(entry.is_running)
@@ -279,7 +279,7 @@ def test_weekly_mode_shows_summaries_not_entries() -> None:
     data = island(html)
     assert data["mode"] == "weekly" and len(data["rows"]) == len(view.weekly_summaries)
     assert "Worked on item" not in html  # descriptions belong to entries, not summaries
-    assert sum(r[6] for r in data["rows"]) == int(sum(r.billable_hours for r in view.weekly_summaries) * 100)
+    assert sum(r[6] for r in data["rows"]) == int(sum(r.billable_hours for r in view.weekly_summaries) * 3600)
 
 
 def test_policy_shapes_the_page() -> None:
@@ -363,7 +363,7 @@ def test_20000_entries_render_small_and_complete() -> None:
     html = files["index.html"].data
     assert len(gzip.compress(html, 6)) < 500_000
     assert len(island(html.decode())["rows"]) == 20_000
-    assert sum(Decimal(r[4]) for r in island(html.decode())["rows"]) / 100 == view.total_hours
+    assert sum(Decimal(r[4]) for r in island(html.decode())["rows"]) / 3600 == view.total_hours
 
 
 def test_unchanged_view_renders_identical_bytes() -> None:
