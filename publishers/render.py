@@ -26,6 +26,7 @@ import jinja2
 from markupsafe import Markup
 
 from bridge.i18n import Lang, lang
+from bridge.metrics import hours as hours_of
 from bridge.publisher import LinkFn, RenderedFile
 from bridge.views import ChangeNote, BudgetView, InvoiceView, PortalView, ProjectView, TimesheetRow, WeeklySummaryRow
 from publishers import charts
@@ -293,10 +294,13 @@ def first_page(view: PortalView) -> tuple[list[WeekGroup], int]:
     for start, rs in groups.items():  # newest week first: rows are newest first
         if left <= 0:
             break
-        hours = sum((r.hours for r in rs), Decimal(0))
-        billable = sum(((r.billable_hours if weekly else (r.hours if r.is_billable else Decimal(0))) for r in rs),
-                       Decimal(0))
-        out.append(WeekGroup(start, hours, billable, len(rs), tuple(rs[:left])))
+        # exact seconds summed, rounded once: what the script shows for the week once it runs
+        secs = sum(_secs(r.seconds, r.hours) for r in rs)
+        if weekly:
+            billable = sum(_secs(r.billable_seconds, r.billable_hours) for r in rs)
+        else:
+            billable = sum(_secs(r.seconds, r.hours) for r in rs if r.is_billable)
+        out.append(WeekGroup(start, hours_of(secs), hours_of(billable), len(rs), tuple(rs[:left])))
         left -= len(rs)
     return out, len(rows)
 

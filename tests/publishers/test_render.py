@@ -421,3 +421,13 @@ def test_nice_ticks() -> None:
         assert ticks[0] == 0 and ticks[-1] >= top and 3 <= len(ticks) <= 7
         steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
         assert len(steps) == 1
+
+
+def test_week_headings_sum_exact_time_and_round_once() -> None:
+    base = make_view(n=3)
+    day = base.timesheet[0].spent_date
+    rows = tuple(dataclasses.replace(r, spent_date=day, hours=Decimal("0.33"), seconds=1200, is_billable=True)
+                 for r in base.timesheet)
+    view = dataclasses.replace(base, timesheet=rows, total_hours=Decimal("1.00"))
+    (week,), count = render.first_page(view)
+    assert count == 3 and week.hours == Decimal("1.00") and week.billable == Decimal("1.00")
