@@ -106,6 +106,14 @@ def unknown_ids(config: Config, source: str, known: Iterable[str]) -> list[str]:
     return out
 
 
+def never_synced(store: Any, client: ClientConfig) -> list[str]:
+    """The client's sources from which the store holds no client at all yet (first sync pending)."""
+    t = Client.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:
+        synced = {r[0] for r in conn.execute(sa.select(t.c.source).where(t.c.source.in_(list(client.sources))).distinct())}
+    return [src for src in client.sources if src not in synced]
+
+
 def require_known_ids(store: Any, client: ClientConfig) -> None:
     """Refuse to publish a portal none of whose configured client ids exist in the store.
 
@@ -120,11 +128,10 @@ def require_known_ids(store: Any, client: ClientConfig) -> None:
                     for src, ids in client.sources.items() if ids])
     with store.engine.connect() as conn:
         found = conn.execute(sa.select(sa.func.count()).select_from(t).where(cond, t.c.is_deleted.is_(False))).scalar_one()
-        synced = {r[0] for r in conn.execute(sa.select(t.c.source).where(t.c.source.in_(list(client.sources))).distinct())}
     if found:
         return
     wanted = "; ".join(f"{src}: {', '.join(map(str, ids))}" for src, ids in client.sources.items())
-    never = [src for src in client.sources if src not in synced]
+    never = never_synced(store, client)
     if never:
         raise ConfigError(f"client {client.key!r}: no clients from {', '.join(never)} in the store yet; "
                           "run `bridge sync` first")

@@ -219,10 +219,24 @@ def refresh_links_job(config_path: str) -> None:
 
 
 def publish_all_job(config_path: str) -> None:
-    """At start-up: bring every portal up to date with the config (visibility may have changed)."""
+    """At start-up: bring every portal up to date with the config (visibility may have changed).
+
+    A client none of whose sources has been synced yet waits for its first sync, which
+    publishes it; publishing it now would only fail with "run `bridge sync` first".
+    """
+    from bridge.discovery import never_synced
+
     ctx = _context(config_path)
-    if not ctx.jobs.stop.is_set():
-        _publish(ctx.jobs, {c.key for c in ctx.config.clients})
+    if ctx.jobs.stop.is_set():
+        return
+    keys = set()
+    for c in ctx.config.clients:
+        pending = never_synced(ctx.store, c)
+        if c.sources and len(pending) == len(c.sources):
+            log.info("publish: %s waits for the first sync of %s", c.key, ", ".join(pending))
+        else:
+            keys.add(c.key)
+    _publish(ctx.jobs, keys)
 
 
 def _publish(jobs: Jobs, keys: set[str]) -> None:

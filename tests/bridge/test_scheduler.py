@@ -21,6 +21,7 @@ from bridge.scheduler import (
     build_scheduler,
     clients_for_changes,
     next_runs,
+    publish_all_job,
     refresh_links_job,
     serve,
     unregister_context,
@@ -171,6 +172,18 @@ def test_link_refresh_republishes_only_links_about_to_expire(store: Store) -> No
     refresh_links_job("cfg.toml")
     assert rec.published == [{"acme"}]
     assert rec.syncs == []
+
+
+def test_the_start_up_publish_leaves_a_client_to_its_first_sync(store: Store) -> None:
+    # a new installation: nothing from "prod" yet, so globex would only fail with
+    # "run `bridge sync` first"; its first sync publishes it
+    from bridge.models import Client
+
+    store.upsert([Client(source="harvest", source_id="1", name="Acme")])
+    rec = Recorder()
+    build_scheduler(_config(), store, rec.jobs(), config_path="cfg.toml", publish_on_start=False)
+    publish_all_job("cfg.toml")
+    assert rec.published == [{"acme"}]
 
 
 def _run_until(sched: Any, jobs: Jobs, done: Any, timeout: float = 10) -> None:
