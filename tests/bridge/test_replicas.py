@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from bridge.models import AuditEvent, ScheduledJob
 from bridge.store import Store
-from tests.helpers.runs import sync_runs
+from tests.helpers.runs import stop_all, sync_runs
 from tests.conftest import PG_URL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,20 +112,6 @@ def _schedule(store: Store) -> dict[str, tuple[str, str | None]]:
         return {r.id: (r.schedule, r.written_by) for r in conn.execute(sa.select(t))}
 
 
-def _finish(procs: list[subprocess.Popen[str]]) -> list[tuple[int | None, str]]:
-    out = []
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-        out.append((p.returncode, err))
-    return out
-
 
 def _gaps(runs: list[tuple[str, dt.datetime, str]], source: str) -> list[float]:
     starts = [at for s, at, _ in runs if s == source]
@@ -195,7 +181,7 @@ def test_three_processes_behave_as_one_and_the_work_moves_when_the_leader_dies(
             after = [(s, at, st) for s, at, st in runs if at > killed_at]
             assert all(g > EVERY * 0.5 for g in _gaps(after, source)), (source, _gaps(after, source))
     finally:
-        results = _finish(procs)
+        results = stop_all(procs)
     survivors = [(code, err) for p, (code, err) in zip(procs, results) if p.pid != leader_pid]
     assert [code for code, _ in survivors] == [0, 0], [err[-2000:] for _, err in survivors]
     for _, err in survivors:

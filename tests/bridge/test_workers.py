@@ -20,7 +20,7 @@ import pytest
 from bridge.config import parse_config
 from bridge.errors import ConfigError
 from bridge.store import Store
-from tests.helpers.runs import sync_runs
+from tests.helpers.runs import stop_all, sync_runs
 from tests.conftest import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,20 +133,6 @@ def _wait_for(cond: Callable[[], bool], timeout: float, what: str, procs: list[s
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _stop(procs: list[subprocess.Popen[str]]) -> list[tuple[int | None, str]]:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    out = []
-    for p in procs:
-        try:
-            _, err = p.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            _, err = p.communicate()
-        out.append((p.returncode, err))
-    return out
-
 
 def test_three_workers_share_the_sources_with_one_sync_per_source_per_interval(
     tmp_path: Path, sandbox: object, broker: tuple[str, str, str]
@@ -164,7 +150,7 @@ def test_three_workers_share_the_sources_with_one_sync_per_source_per_interval(
         _wait_for(lambda: all(sum(1 for s, _, st in sync_runs(store) if s == n and st == "ok") >= 3 for n in names),
                   120, "three syncs of every source", procs)
     finally:
-        results = _stop(procs)
+        results = stop_all(procs)
     runs = sync_runs(store)
     for name in names:
         starts = [at for s, at, _ in runs if s == name]
@@ -211,7 +197,7 @@ def test_a_lost_workers_sync_finishes_on_another_worker(
                   "the lost sync to finish on the other worker", [other, beat])
     finally:
         sandbox.clear_faults()  # type: ignore[attr-defined]
-        results = _stop(procs)
+        results = stop_all(procs)
     runs = sync_runs(store)
     # the killed worker's run, found unfinished by the next holder of the source lock
     assert [st for _, at, st in runs if at <= killed_at] == ["killed"], (killed_at, runs)
